@@ -1,0 +1,384 @@
+//! The one place that talks to git: the `git` CLI (through xshell) for network, `am` and
+//! `format-patch`, where its behaviour is the reference; git2 for fast reads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+/// The committer every commit made by the tool carries, so that applying the same series to
+/// the same base gives the same commit ids on every machine (and so that a machine with no
+/// `user.email` configured can still apply patches).
+pub const COMMITTER: (&str, &str) = ("xtask", "xtask@localhost");
+
+/// Ref names the tool owns inside a checkout.
+pub const BASE_REF: &str = "refs/xtask/base";
+pub const BEFORE_SYNC_REF: &str = "refs/xtask/before-sync";
+pub const BRANCH: &str = "patched";
+
+/// Options that make `git format-patch` output independent of the user's configuration.
+/// Global and system configuration are also switched off for the export (see `export`).
+const FORMAT_PATCH_ARGS: &[&str] = &[
+    "--zero-commit",
+    "--no-signature",
+    "--full-index",
+    "--no-numbered",
+    "--no-cover-letter",
+    "--no-thread",
+    "--encode-email-headers",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-relative",
+    "--no-renames",
+    "--binary",
+    "--no-notes",
+    "--no-signoff",
+    "--no-base",
+    "--diff-algorithm=myers",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--stat=72",
+    "--stat-graph-width=20",
+    "--subject-prefix=PATCH",
+    "--no-to",
+    "--no-cc",
+    "--no-attach",
+    "--no-inline",
+];
+
+/// Config overrides for every command that reads or writes patches.
+const FIXED_CONFIG: &[&str] = &[
+    "-c",
+    "core.autocrlf=false",
+    "-c",
+    "core.safecrlf=false",
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "am.threeWay=false",
+    "-c",
+    "am.keepcr=false",
+    "-c",
+    "diff.noprefix=false",
+    "-c",
+    "diff.mnemonicPrefix=false",
+    "-c",
+    "format.useAutoBase=false",
+    "-c",
+    "i18n.commitEncoding=UTF-8",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "protocol.fd.allow=never",
+    "-c",
+    "commit.gpgSign=false",
+];
+
+/// A checkout: its directory and the shell used to run git there.
+pub struct Checkout<'a> {
+    pub sh: &'a Shell,
+    pub dir: PathBuf,
+}
+
+impl<'a> Checkout<'a> {
+    pub fn new(sh: &'a Shell, dir: &Path) -> Checkout<'a> {
+        Checkout {
+            sh,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn open(&self) -> Result<git2::Repository> {
+        git2::Repository::open(&self.dir)
+            .with_context(|| format!("opening git repository `{}`", self.dir.display()))
+    }
+
+    fn git(&self) -> xshell::Cmd<'a> {
+        let dir = &self.dir;
+        cmd!(self.sh, "git -C {dir} {FIXED_CONFIG...}").quiet()
+    }
+
+    /// `git clone --no-checkout`, into a temporary name renamed on success.
+    pub fn clone_from(sh: &'a Shell, url: &str, dir: &Path) -> Result<Checkout<'a>> {
+        let tmp = tmp_sibling(dir, "clone");
+        let _ = std::fs::remove_dir_all(&tmp);
+        cmd!(
+            sh,
+            "git {FIXED_CONFIG...} clone --quiet --no-checkout --origin origin -- {url} {tmp}"
+        )
+        .quiet()
+        .run()
+        .with_context(|| format!("cloning `{url}`"))?;
+        std::fs::rename(&tmp, dir)
+            .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
+        Ok(Checkout::new(sh, dir))
+    }
+
+    /// An empty repository for a source that is not a git repository (an sdist).
+    pub fn init(sh: &'a Shell, dir: &Path) -> Result<Checkout<'a>> {
+        let tmp = tmp_sibling(dir, "init");
+        let _ = std::fs::remove_dir_all(&tmp);
+        cmd!(sh, "git init --quiet --initial-branch={BRANCH} {tmp}")
+            .quiet()
+            .run()?;
+        std::fs::rename(&tmp, dir)
+            .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
+        Ok(Checkout::new(sh, dir))
+    }
+
+    /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`.
+    pub fn fetch_branch(&self, branch: &str) -> Result<()> {
+        let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+        self.git()
+            .args(["fetch", "--quiet", "--no-tags", "origin", &spec])
+            .run()
+            .with_context(|| format!("fetching `{branch}` in `{}`", self.dir.display()))
+    }
+
+    /// Fetches one commit by id (servers allow this for reachable commits).
+    pub fn fetch_commit(&self, id: &str) -> Result<()> {
+        self.git()
+            .args(["fetch", "--quiet", "--no-tags", "origin", id])
+            .run()
+            .with_context(|| format!("fetching commit {id} in `{}`", self.dir.display()))
+    }
+
+    pub fn has_commit(&self, repo: &git2::Repository, id: &str) -> bool {
+        git2::Oid::from_str(id)
+            .and_then(|oid| repo.find_commit(oid))
+            .is_ok()
+    }
+
+    /// Moves the branch to `commit`, checks it out and discards local changes. Callers have
+    /// made sure nothing unsaved is there.
+    pub fn reset_branch(&self, commit: &str) -> Result<()> {
+        self.git()
+            .args(["checkout", "--quiet", "--force", "-B", BRANCH, commit])
+            .run()
+            .with_context(|| format!("checking out {commit} in `{}`", self.dir.display()))?;
+        // `checkout --force` leaves untracked files alone; those are the user's business.
+        Ok(())
+    }
+
+    pub fn update_ref(&self, name: &str, id: &str, why: &str) -> Result<()> {
+        self.git().args(["update-ref", "-m", why, name, id]).run()?;
+        Ok(())
+    }
+
+    pub fn delete_ref(&self, name: &str) -> Result<()> {
+        self.git().args(["update-ref", "-d", name]).quiet().run()?;
+        Ok(())
+    }
+
+    /// Applies patch files with `git am --3way`, one commit each. On failure the checkout is
+    /// left mid-`am` and the error carries git's explanation.
+    pub fn am(&self, patches: &[PathBuf]) -> Result<AmOutcome> {
+        self.am_cmd(
+            &["am", "--quiet", "--3way", "--committer-date-is-author-date"],
+            patches,
+        )
+    }
+
+    pub fn am_continue(&self) -> Result<AmOutcome> {
+        self.am_cmd(&["am", "--quiet", "--continue"], &[])
+    }
+
+    pub fn am_skip(&self) -> Result<AmOutcome> {
+        self.am_cmd(&["am", "--quiet", "--skip"], &[])
+    }
+
+    pub fn am_abort(&self) -> Result<()> {
+        self.git().args(["am", "--abort"]).quiet().run()?;
+        Ok(())
+    }
+
+    fn am_cmd(&self, args: &[&str], patches: &[PathBuf]) -> Result<AmOutcome> {
+        let out = self
+            .git()
+            .args(args)
+            .args(patches)
+            .env("GIT_COMMITTER_NAME", COMMITTER.0)
+            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
+            .ignore_status()
+            .quiet()
+            .output()
+            .with_context(|| format!("running git am in `{}`", self.dir.display()))?;
+        if out.status.success() {
+            return Ok(AmOutcome::Applied);
+        }
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        if !self.am_in_progress() {
+            bail!(
+                "git am failed in `{}`:\n{}",
+                self.dir.display(),
+                text.trim_end()
+            );
+        }
+        Ok(AmOutcome::Stopped { git_output: text })
+    }
+
+    /// Whether `git am` stopped here and waits for `--continue`, `--skip` or `--abort`.
+    pub fn am_in_progress(&self) -> bool {
+        self.git_dir()
+            .join("rebase-apply")
+            .join("applying")
+            .exists()
+    }
+
+    /// The 1-based number of the patch `git am` stopped at.
+    pub fn am_current(&self) -> Option<usize> {
+        let next = std::fs::read_to_string(self.git_dir().join("rebase-apply/next")).ok()?;
+        next.trim().parse().ok()
+    }
+
+    /// Files with unmerged entries in the index.
+    pub fn conflicted_files(&self) -> Result<Vec<String>> {
+        let out = self
+            .git()
+            .args(["diff", "--name-only", "--diff-filter=U", "-z"])
+            .read()?;
+        Ok(out
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    pub fn git_dir(&self) -> PathBuf {
+        self.dir.join(".git")
+    }
+
+    /// Exports `base..head` as deterministic patch files into `out_dir`, returned in order.
+    pub fn export(&self, base: &str, head: &str, out_dir: &Path) -> Result<Vec<PathBuf>> {
+        let range = format!("{base}..{head}");
+        let out = self
+            .git()
+            .args(["format-patch", "--quiet"])
+            .args(FORMAT_PATCH_ARGS)
+            .arg("-o")
+            .arg(out_dir)
+            .arg(&range)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .read()
+            .with_context(|| format!("exporting {range} from `{}`", self.dir.display()))?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect())
+    }
+
+    /// `git stash create`: a commit holding uncommitted changes, touching nothing.
+    pub fn stash_create(&self) -> Result<Option<String>> {
+        let id = self
+            .git()
+            .args(["stash", "create", "xtask backup"])
+            .read()?;
+        Ok(if id.trim().is_empty() {
+            None
+        } else {
+            Some(id.trim().to_string())
+        })
+    }
+
+    /// Builds a commit from a directory of files without touching the work tree or index,
+    /// with a fixed author, committer and date so the same files give the same commit id.
+    pub fn commit_tree_from_dir(&self, files: &Path, message: &str) -> Result<String> {
+        let index = self.git_dir().join("xtask-import.index");
+        let _ = std::fs::remove_file(&index);
+        let git_dir = self.git_dir();
+        let fixed = [
+            ("GIT_INDEX_FILE", index.as_os_str()),
+            ("GIT_WORK_TREE", files.as_os_str()),
+            ("GIT_DIR", git_dir.as_os_str()),
+        ];
+        // `-f` adds files an sdist's own `.gitignore` would hide: the import must be complete.
+        cmd!(self.sh, "git {FIXED_CONFIG...} add --all --force .")
+            .envs(fixed)
+            .quiet()
+            .run()?;
+        let tree = cmd!(self.sh, "git {FIXED_CONFIG...} write-tree")
+            .envs(fixed)
+            .read()?;
+        let _ = std::fs::remove_file(&index);
+        let date = "946684800 +0000";
+        let id = self
+            .git()
+            .args(["commit-tree", tree.trim(), "-m", message])
+            .env("GIT_AUTHOR_NAME", COMMITTER.0)
+            .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_NAME", COMMITTER.0)
+            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
+            .env("GIT_COMMITTER_DATE", date)
+            .read()?;
+        Ok(id.trim().to_string())
+    }
+}
+
+/// How a `git am` run ended.
+pub enum AmOutcome {
+    Applied,
+    Stopped { git_output: String },
+}
+
+/// Tracked files with changes in the index or work tree, and whether a conflict is open.
+pub fn uncommitted_changes(repo: &git2::Repository) -> Result<Vec<String>> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .context("reading git status")?;
+    Ok(statuses
+        .iter()
+        .filter(|e| e.status() != git2::Status::CURRENT)
+        .map(|e| e.path().unwrap_or("<non-utf8 path>").to_string())
+        .collect())
+}
+
+/// Commits reachable from `to` but not from `from`, oldest first, as `(id, subject)`.
+pub fn commits_between(
+    repo: &git2::Repository,
+    from: git2::Oid,
+    to: git2::Oid,
+) -> Result<Vec<(git2::Oid, String)>> {
+    let mut walk = repo.revwalk()?;
+    walk.push(to)?;
+    walk.hide(from)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    walk.map(|id| {
+        let id = id?;
+        let c = repo.find_commit(id)?;
+        Ok((id, c.summary().ok().flatten().unwrap_or("").to_string()))
+    })
+    .collect()
+}
+
+pub fn head_commit(repo: &git2::Repository) -> Option<git2::Oid> {
+    repo.head().ok()?.peel_to_commit().ok().map(|c| c.id())
+}
+
+pub fn ref_target(repo: &git2::Repository, name: &str) -> Option<git2::Oid> {
+    repo.find_reference(name)
+        .ok()?
+        .peel_to_commit()
+        .ok()
+        .map(|c| c.id())
+}
+
+pub fn short(id: impl ToString) -> String {
+    id.to_string().chars().take(12).collect()
+}
+
+fn tmp_sibling(dir: &Path, what: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}

@@ -1,0 +1,83 @@
+//! `cargo xtask`: patch stacks against the Python ABI toolchain, and the experiment built
+//! from them. This file is the table of contents: one subcommand per module.
+
+mod check;
+mod fsx;
+mod git;
+mod lock;
+mod manifest;
+mod patch;
+mod pypi;
+mod save;
+mod stack;
+mod status;
+mod sync;
+
+#[cfg(test)]
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+use crate::stack::Layout;
+
+/// Keep versioned patch stacks against CPython, PyO3, maturin, setuptools, cffi and the
+/// packages that test them, and turn them into checkouts.
+///
+/// Stacks live in `patches/<project>/` (a `stack.yaml` and its patch files); checkouts are
+/// made in `checkouts/<project>`. See docs/workflow.md for editing a stack.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    /// Repository root to work on (default: the workspace this tool was built from).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Sync(sync::Args),
+    Save(save::Args),
+    Status(status::Args),
+    Check(check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(stopped) = e.downcast_ref::<sync::Stopped>() {
+                eprintln!("stopped: {stopped}");
+                return ExitCode::from(3);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = match cli.root {
+        Some(root) => root,
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    };
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("opening root `{}`", root.display()))?;
+    let sh = Shell::new()?;
+    sh.change_dir(&root);
+    let layout = Layout { root };
+    match cli.command {
+        Command::Sync(args) => args.run(&sh, &layout),
+        Command::Save(args) => args.run(&sh, &layout),
+        Command::Status(args) => args.run(&sh, &layout),
+        Command::Check(args) => args.run(&sh, &layout),
+    }
+}

@@ -1,0 +1,422 @@
+//! The stack manifest, `patches/<project>/stack.yaml`: parsing, validation and surgical edits.
+//!
+//! Everything here is pure data: it reads and writes strings, never the file system, so every
+//! rule is a table test. The format is documented field by field in `docs/stack-format.md`.
+
+use std::fmt;
+
+use anyhow::{Result, bail};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// One stack as written in `stack.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// Where the unpatched source comes from.
+    pub upstream: Upstream,
+    /// What `sync --update` follows: a branch for git, a version specifier for PyPI.
+    pub track: String,
+    /// The pinned base the series applies to.
+    pub base: Base,
+    /// Bumped whenever the content of the series changes.
+    pub version: u64,
+    /// Patch file names, in application order.
+    #[serde(default)]
+    pub series: Vec<PatchName>,
+    /// Build recipe; defined by the build-all issue, kept opaque until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<serde_yaml::Value>,
+    /// Pull-request groups; defined by the export-prs issue, kept opaque until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prs: Option<serde_yaml::Value>,
+}
+
+/// The source of a stack's unpatched tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Upstream {
+    /// A git repository URL, fetched with the `git` CLI.
+    Git(String),
+    /// A source distribution on the package index.
+    Pypi { pypi: String },
+}
+
+/// The pinned base of a stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Base {
+    /// A full 40-hex commit id.
+    Commit(String),
+    /// An sdist version and the sha256 of its archive.
+    Sdist { version: String, sha256: String },
+}
+
+/// A patch file name from `series`: a plain file name ending in `.patch`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PatchName(String);
+
+impl PatchName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks a would-be patch file name; the error says what is wrong with it.
+    pub fn new(name: &str) -> Result<PatchName, String> {
+        let ok_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+        if !name.ends_with(".patch") || name.len() == ".patch".len() {
+            return Err(format!("patch name `{name}` must end in `.patch`"));
+        }
+        if !ok_chars || name.starts_with('.') || name.starts_with('-') {
+            return Err(format!(
+                "patch name `{name}` must be a plain file name (letters, digits, `-`, `_`, `.`, `+`)"
+            ));
+        }
+        Ok(PatchName(name.to_string()))
+    }
+}
+
+impl fmt::Display for PatchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PatchName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PatchName::new(&s).map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Upstream {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Upstream;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a git URL or `pypi: <name>`")
+            }
+            fn visit_str<E: de::Error>(self, url: &str) -> Result<Upstream, E> {
+                check_git_url(url).map_err(E::custom)?;
+                Ok(Upstream::Git(url.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Upstream, A::Error> {
+                let mut name: Option<String> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "pypi" if name.is_none() => name = Some(map.next_value()?),
+                        "pypi" => return Err(de::Error::duplicate_field("pypi")),
+                        other => return Err(de::Error::unknown_field(other, &["pypi"])),
+                    }
+                }
+                let name = name.ok_or_else(|| de::Error::missing_field("pypi"))?;
+                check_pypi_name(&name).map_err(de::Error::custom)?;
+                Ok(Upstream::Pypi { pypi: name })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Base {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Base;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a full 40-hex commit id or `{version, sha256}`")
+            }
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<Base, E> {
+                if !is_full_hex(id, 40) {
+                    return Err(E::custom(format!(
+                        "`{id}` is not a full commit id (40 lower-case hex digits)"
+                    )));
+                }
+                Ok(Base::Commit(id.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Base, A::Error> {
+                let (mut version, mut sha256) = (None::<String>, None::<String>);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "version" if version.is_none() => version = Some(map.next_value()?),
+                        "sha256" if sha256.is_none() => sha256 = Some(map.next_value()?),
+                        "version" | "sha256" => return Err(de::Error::custom("duplicate key")),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["version", "sha256"]));
+                        }
+                    }
+                }
+                let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+                let sha256 = sha256.ok_or_else(|| de::Error::missing_field("sha256"))?;
+                if !is_full_hex(&sha256, 64) {
+                    return Err(de::Error::custom(format!(
+                        "sha256 `{sha256}` is not 64 lower-case hex digits"
+                    )));
+                }
+                if version.is_empty()
+                    || !version
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._+!-".contains(&b))
+                {
+                    return Err(de::Error::custom(format!("`{version}` is not a version")));
+                }
+                Ok(Base::Sdist { version, sha256 })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn is_full_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Refuses URLs git would hand to a command-running transport, and other forms we do not
+/// want in a shared manifest. Local paths are not URLs here: use `file://` for those.
+pub fn check_git_url(url: &str) -> Result<(), String> {
+    if url.contains("::") {
+        return Err(format!(
+            "upstream `{url}` uses git's `<transport>::` syntax (such as `ext::`), which can run commands; use an https, ssh, git or file URL"
+        ));
+    }
+    if url.ends_with(".git") || url.ends_with(".git/") {
+        return Err(format!("upstream `{url}` must not end in `.git`"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("upstream `{url}` contains whitespace"));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "upstream `{url}` is not a URL; expected https://, http://, ssh://, git:// or file://"
+        ));
+    };
+    if !matches!(scheme, "https" | "http" | "ssh" | "git" | "file") {
+        return Err(format!(
+            "upstream `{url}` uses transport `{scheme}`; only https, http, ssh, git and file are allowed"
+        ));
+    }
+    if rest.is_empty() || rest.starts_with('-') {
+        return Err(format!("upstream `{url}` has no host or path"));
+    }
+    Ok(())
+}
+
+fn check_pypi_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid package name"))
+    }
+}
+
+/// Parses `stack.yaml` text. Errors carry `file:line:column` when the parser knows them.
+pub fn parse(file: &str, text: &str) -> Result<Stack> {
+    let stack: Stack = serde_yaml::from_str(text).map_err(|e| {
+        let msg = strip_location(&e.to_string());
+        match e.location() {
+            Some(loc) => anyhow::anyhow!("{file}:{}:{}: {msg}", loc.line(), loc.column()),
+            None => anyhow::anyhow!("{file}: {msg}"),
+        }
+    })?;
+    let line_of = |key: &str| {
+        text.lines()
+            .position(|l| l.starts_with(&format!("{key}:")))
+            .map_or(1, |i| i + 1)
+    };
+    match (&stack.upstream, &stack.base) {
+        (Upstream::Git(_), Base::Sdist { .. }) => bail!(
+            "{file}:{}:1: a git upstream needs a commit id as base, not a version and sha256",
+            line_of("base")
+        ),
+        (Upstream::Pypi { .. }, Base::Commit(_)) => bail!(
+            "{file}:{}:1: a PyPI upstream needs `version` and `sha256` as base, not a commit id",
+            line_of("base")
+        ),
+        _ => {}
+    }
+    if stack.track.trim().is_empty() {
+        bail!("{file}:{}:1: `track` is empty", line_of("track"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &stack.series {
+        if !seen.insert(name) {
+            bail!(
+                "{file}:{}:1: `{name}` appears twice in the series",
+                line_of("series")
+            );
+        }
+    }
+    Ok(stack)
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// Rewrites `version:` and `series:` in `stack.yaml` text, leaving every other line (comments,
+/// `build:`, `prs:`) as the author wrote it.
+pub fn with_series(text: &str, version: u64, series: &[PatchName]) -> Result<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let top_key =
+        |l: &str| !l.starts_with([' ', '\t', '#', '-']) && !l.trim().is_empty() && l.contains(':');
+    let find = |key: &str| lines.iter().position(|l| l.starts_with(&format!("{key}:")));
+    let mut out = Vec::with_capacity(lines.len() + series.len());
+    let version_at = find("version").ok_or_else(|| anyhow::anyhow!("no `version:` line"))?;
+    let series_at = find("series");
+    let mut i = 0;
+    while i < lines.len() {
+        if i == version_at {
+            out.push(format!("version: {version}"));
+            i += 1;
+        } else if Some(i) == series_at {
+            i += 1;
+            // Skip the old block: indented lines, list items and blank lines, up to the next
+            // top-level key or comment that is followed by one.
+            while i < lines.len() && !top_key(lines[i]) && !lines[i].starts_with('#') {
+                i += 1;
+            }
+            push_series(&mut out, series);
+        } else {
+            out.push(lines[i].to_string());
+            i += 1;
+        }
+    }
+    if series_at.is_none() {
+        push_series(&mut out, series);
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+fn push_series(out: &mut Vec<String>, series: &[PatchName]) {
+    if series.is_empty() {
+        out.push("series: []".to_string());
+    } else {
+        out.push("series:".to_string());
+        out.extend(series.iter().map(|p| format!("  - {p}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIT: &str = "upstream: https://github.com/PyO3/pyo3\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries: []\n";
+
+    #[test]
+    fn parses_git_and_pypi_stacks() {
+        let s = parse("stack.yaml", GIT).unwrap();
+        assert_eq!(
+            s.upstream,
+            Upstream::Git("https://github.com/PyO3/pyo3".into())
+        );
+        assert!(s.series.is_empty());
+        let p = parse(
+            "stack.yaml",
+            "upstream:\n  pypi: cryptography\ntrack: '>=50'\nbase:\n  version: 50.0.2\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5\nversion: 3\nseries:\n  - a.patch\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.upstream,
+            Upstream::Pypi {
+                pypi: "cryptography".into()
+            }
+        );
+        assert_eq!(p.series, vec![PatchName::new("a.patch").unwrap()]);
+    }
+
+    #[test]
+    fn refusals_name_file_line_and_column() {
+        let cases: &[(&str, &str)] = &[
+            ("colour: red\n", "stack.yaml:5:1: unknown field `colour`"),
+            (
+                "series:\n  - ../evil.patch\n",
+                "stack.yaml:6:3: series: patch name `../evil.patch` must be a plain file name",
+            ),
+            ("series:\n  - notes.txt\n", "must end in `.patch`"),
+            ("series:\n  - a.patch\n  - a.patch\n", "appears twice"),
+        ];
+        for (extra, want) in cases {
+            let text = GIT.replace("series: []\n", "") + extra;
+            let err = parse("stack.yaml", &text).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: got {err}");
+        }
+        let bad_base = GIT.replace("34f08c32dec2a3170fbe2e177910352489678816", "34f08c32");
+        let err = parse("stack.yaml", &bad_base).unwrap_err().to_string();
+        assert!(
+            err.starts_with("stack.yaml:3:7: base: `34f08c32` is not a full commit id"),
+            "{err}"
+        );
+        let err = parse("s.yaml", "upstream: [\n").unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn refuses_dangerous_or_odd_urls() {
+        for (url, want) in [
+            ("ext::sh -c touch% /tmp/pwned", "can run commands"),
+            ("fd::17", "can run commands"),
+            ("https://github.com/a/b.git", "must not end in `.git`"),
+            ("/srv/git/cpython", "is not a URL"),
+            ("gopher://example.org/x", "only https"),
+            ("ssh://-oProxyCommand=x", "no host"),
+        ] {
+            let err = check_git_url(url).unwrap_err();
+            assert!(err.contains(want), "{url}: {err}");
+        }
+        for url in [
+            "https://github.com/python/cpython",
+            "file:///tmp/up",
+            "ssh://git@host/x",
+        ] {
+            check_git_url(url).unwrap();
+        }
+    }
+
+    #[test]
+    fn refuses_mismatched_base() {
+        let text = GIT.replace(
+            "base: 34f08c32dec2a3170fbe2e177910352489678816",
+            "base:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5",
+        );
+        let err = parse("stack.yaml", &text).unwrap_err().to_string();
+        assert!(
+            err.contains("stack.yaml:3:1: a git upstream needs a commit id"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn with_series_keeps_everything_else() {
+        let text = "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries:\n  - a.patch\n  # comment inside\n  - b.patch\n\n# build recipe\nbuild:\n  kind: x\n";
+        let names = [
+            PatchName::new("b.patch").unwrap(),
+            PatchName::new("c.patch").unwrap(),
+        ];
+        let out = with_series(text, 2, &names).unwrap();
+        assert_eq!(
+            out,
+            "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# build recipe\nbuild:\n  kind: x\n"
+        );
+        assert_eq!(parse("s", &out).unwrap().series, names);
+        let empty = with_series(&out, 3, &[]).unwrap();
+        assert!(
+            empty.contains("version: 3\nseries: []\n# build recipe\n"),
+            "{empty}"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! Patch files: what `check` and `save` need to know about a `git format-patch` mbox, as pure
+//! functions over its text (subject, `Upstream-Status:` trailer, paths it touches).
+
+use std::fmt;
+
+/// What a patch file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchInfo {
+    /// The subject with any `[PATCH ...]` prefix removed.
+    pub subject: String,
+    pub status: Option<UpstreamStatus>,
+    /// Every path named by a `diff --git` header, rename, copy, `---` or `+++` line.
+    pub paths: Vec<String>,
+}
+
+/// The `Upstream-Status:` trailer, after the Yocto convention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamStatus {
+    Pending,
+    Submitted(String),
+    Accepted(String),
+    Backport(String),
+    Inappropriate(String),
+}
+
+impl fmt::Display for UpstreamStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamStatus::Pending => write!(f, "Pending"),
+            UpstreamStatus::Submitted(u) => write!(f, "Submitted {u}"),
+            UpstreamStatus::Accepted(u) => write!(f, "Accepted {u}"),
+            UpstreamStatus::Backport(u) => write!(f, "Backport {u}"),
+            UpstreamStatus::Inappropriate(r) => write!(f, "Inappropriate {r}"),
+        }
+    }
+}
+
+pub const STATUS_HELP: &str =
+    "`Pending`, `Submitted <url>`, `Accepted <url>`, `Backport <url>` or `Inappropriate <reason>`";
+
+impl UpstreamStatus {
+    pub fn parse(value: &str) -> Result<UpstreamStatus, String> {
+        let value = value.trim();
+        let (word, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        let url = |rest: &str| {
+            if rest.starts_with("https://") || rest.starts_with("http://") {
+                Ok(rest.to_string())
+            } else {
+                Err(format!(
+                    "`Upstream-Status: {value}` needs a URL after `{word}`"
+                ))
+            }
+        };
+        match word {
+            "Pending" if rest.is_empty() => Ok(UpstreamStatus::Pending),
+            "Submitted" => url(rest).map(UpstreamStatus::Submitted),
+            "Accepted" => url(rest).map(UpstreamStatus::Accepted),
+            "Backport" => url(rest).map(UpstreamStatus::Backport),
+            "Inappropriate" if !rest.is_empty() => Ok(UpstreamStatus::Inappropriate(rest.into())),
+            "Inappropriate" => Err("`Upstream-Status: Inappropriate` needs a reason".into()),
+            _ => Err(format!(
+                "`Upstream-Status: {value}` is not one of {STATUS_HELP}"
+            )),
+        }
+    }
+}
+
+/// Parses a patch file. The error names the 1-based line where the problem is.
+pub fn parse(text: &str) -> Result<PatchInfo, String> {
+    let mut lines = text.lines().enumerate().peekable();
+    match lines.peek() {
+        Some((_, l)) if l.starts_with("From ") => {}
+        _ => return Err("line 1: not a `git format-patch` mbox (no `From <id>` line)".into()),
+    }
+    // Headers, with RFC 2822 folding.
+    let mut subject = None;
+    for (_, line) in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(s) = line.strip_prefix("Subject: ") {
+            subject = Some(s.to_string());
+        } else if line.starts_with([' ', '\t'])
+            && let Some(s) = subject.as_mut()
+        {
+            s.push_str(line);
+        }
+    }
+    let subject = subject.ok_or("no `Subject:` header")?;
+    let subject = strip_patch_prefix(&decode_header(&subject)).to_string();
+
+    // The message runs up to `---` (or the first diff); its last paragraph holds the trailers.
+    let mut message = Vec::new();
+    let mut status = None;
+    let mut paths = Vec::new();
+    let mut in_message = true;
+    let mut saw_diff = false;
+    for (i, line) in lines {
+        let n = i + 1;
+        if in_message {
+            if line == "---" || line.starts_with("diff --git ") {
+                in_message = false;
+            } else {
+                message.push(line);
+                continue;
+            }
+        }
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            saw_diff = true;
+            let (a, b) =
+                split_diff_header(rest).ok_or(format!("line {n}: cannot read `{line}`"))?;
+            paths.push(strip_side(&a, "a/").ok_or(format!("line {n}: `{a}` lacks `a/`"))?);
+            paths.push(strip_side(&b, "b/").ok_or(format!("line {n}: `{b}` lacks `b/`"))?);
+        } else if let Some(p) = ["rename from ", "rename to ", "copy from ", "copy to "]
+            .iter()
+            .find_map(|k| line.strip_prefix(k))
+        {
+            paths.push(unquote(p));
+        } else if let Some(p) = line
+            .strip_prefix("--- ")
+            .or_else(|| line.strip_prefix("+++ "))
+            && saw_diff
+            && p != "/dev/null"
+        {
+            let p = unquote(p);
+            let side = strip_side(&p, "a/").or_else(|| strip_side(&p, "b/"));
+            paths.push(side.ok_or(format!("line {n}: path `{p}` lacks `a/` or `b/`"))?);
+        }
+    }
+    if !saw_diff {
+        return Err("no `diff --git` section: the patch changes nothing".into());
+    }
+    // Trailers: the last paragraph of the message.
+    let last_para = message
+        .iter()
+        .rev()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty());
+    for line in last_para {
+        if let Some(v) = line.strip_prefix("Upstream-Status:") {
+            status = Some(UpstreamStatus::parse(v)?);
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(PatchInfo {
+        subject,
+        status,
+        paths,
+    })
+}
+
+/// Refuses paths that would reach outside the work tree or into git's own files.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
+        return Err(format!("`{path}` is an absolute path"));
+    }
+    for part in path.split(['/', '\\']) {
+        if part == ".." {
+            return Err(format!("`{path}` climbs out of the tree with `..`"));
+        }
+        // git itself refuses `.git` in any case and with trailing dots or spaces (NTFS).
+        if part
+            .trim_end_matches(['.', ' '])
+            .eq_ignore_ascii_case(".git")
+        {
+            return Err(format!("`{path}` reaches into `.git`"));
+        }
+    }
+    if path.is_empty() || path.split('/').any(str::is_empty) {
+        return Err(format!("`{path}` has an empty path component"));
+    }
+    Ok(())
+}
+
+fn strip_patch_prefix(s: &str) -> &str {
+    let t = s.trim();
+    if t.starts_with("[PATCH")
+        && let Some(end) = t.find(']')
+    {
+        return t[end + 1..].trim_start();
+    }
+    t
+}
+
+/// Decodes RFC 2047 `=?UTF-8?q?...?=` words as `git format-patch` writes them.
+fn decode_header(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    let mut last_was_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, word) = rest.split_at(start);
+        let Some(end) = word[2..].find("?=").map(|e| e + 4) else {
+            break;
+        };
+        let encoded = &word[..end];
+        match decode_word(encoded) {
+            Some(text) => {
+                if !(last_was_word && before.trim().is_empty()) {
+                    out.push_str(before);
+                }
+                out.push_str(&text);
+                last_was_word = true;
+            }
+            None => {
+                out.push_str(before);
+                out.push_str(encoded);
+                last_was_word = false;
+            }
+        }
+        rest = &word[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn decode_word(word: &str) -> Option<String> {
+    let inner = word.strip_prefix("=?")?.strip_suffix("?=")?;
+    let mut parts = inner.splitn(3, '?');
+    let (_charset, enc, text) = (parts.next()?, parts.next()?, parts.next()?);
+    if !enc.eq_ignore_ascii_case("q") {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'_' => bytes.push(b' '),
+            b'=' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => bytes.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Splits the rest of a `diff --git` line into its two (possibly quoted) paths.
+fn split_diff_header(rest: &str) -> Option<(String, String)> {
+    if rest.starts_with('"') {
+        let end = quoted_end(rest)?;
+        let (a, b) = rest.split_at(end);
+        return Some((unquote(a), unquote(b.trim_start())));
+    }
+    if rest.ends_with('"') {
+        let start = rest.rfind(" \"")?;
+        return Some((rest[..start].to_string(), unquote(&rest[start + 1..])));
+    }
+    // Unquoted: both sides have the same length after their prefixes unless it is a rename,
+    // in which case the rename lines carry the names anyway.
+    let mid = rest.find(" b/")?;
+    Some((rest[..mid].to_string(), rest[mid + 1..].to_string()))
+}
+
+fn quoted_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Undoes git's C-style quoting of unusual path names.
+fn unquote(s: &str) -> String {
+    let s = s.split('\t').next().unwrap_or(s);
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return s.to_string();
+    };
+    let mut bytes = Vec::new();
+    let b = inner.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            i += 1;
+            match b[i] {
+                b'n' => bytes.push(b'\n'),
+                b't' => bytes.push(b'\t'),
+                b'0'..=b'7' if i + 2 < b.len() => {
+                    let oct = std::str::from_utf8(&b[i..i + 3]).unwrap_or("0");
+                    bytes.push(u8::from_str_radix(oct, 8).unwrap_or(b'?'));
+                    i += 2;
+                }
+                c => bytes.push(c),
+            }
+        } else {
+            bytes.push(b[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn strip_side(p: &str, side: &str) -> Option<String> {
+    p.strip_prefix(side).map(str::to_string)
+}
+
+/// A file name for a patch, made from its subject the way `git format-patch` does, without
+/// the number prefix.
+pub fn file_name_for(subject: &str) -> String {
+    let mut out = String::new();
+    for c in subject.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let mut slug: String = out.trim_matches(['-', '.']).chars().take(60).collect();
+    slug = slug.trim_end_matches(['-', '.']).to_string();
+    if slug.is_empty() {
+        slug = "patch".into();
+    }
+    format!("{slug}.patch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &str = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: A U Thor <a@example.org>\nDate: Sat, 1 Jan 2000 00:00:00 +0000\nSubject: [PATCH] Teach the build about abi3t:\n =?UTF-8?q?caf=C3=A9?=\n\nBody text.\n\nUpstream-Status: Submitted https://github.com/x/y/pull/1\nSigned-off-by: A <a@example.org>\n---\n src/a.c | 1 +\n 1 file changed, 1 insertion(+)\n\ndiff --git a/src/a.c b/src/a.c\nindex 0000000000000000000000000000000000000000..1111111111111111111111111111111111111111 100644\n--- a/src/a.c\n+++ b/src/a.c\n@@ -0,0 +1 @@\n+x\n";
+
+    #[test]
+    fn reads_subject_status_and_paths() {
+        let info = parse(PATCH).unwrap();
+        assert_eq!(info.subject, "Teach the build about abi3t: café");
+        assert_eq!(
+            info.status,
+            Some(UpstreamStatus::Submitted(
+                "https://github.com/x/y/pull/1".into()
+            ))
+        );
+        assert_eq!(info.paths, vec!["src/a.c".to_string()]);
+    }
+
+    #[test]
+    fn status_values() {
+        assert_eq!(
+            UpstreamStatus::parse(" Pending"),
+            Ok(UpstreamStatus::Pending)
+        );
+        assert!(UpstreamStatus::parse("Submitted").is_err());
+        assert!(UpstreamStatus::parse("Merged https://x").is_err());
+        assert!(UpstreamStatus::parse("Inappropriate").is_err());
+        assert!(UpstreamStatus::parse("Inappropriate experiment only").is_ok());
+    }
+
+    #[test]
+    fn no_status_is_none_and_status_outside_trailers_is_ignored() {
+        let p = PATCH.replace(
+            "Upstream-Status: Submitted https://github.com/x/y/pull/1\n",
+            "",
+        );
+        assert_eq!(parse(&p).unwrap().status, None);
+        let p = PATCH.replace("Body text.", "Upstream-Status: Pending\n\nmore");
+        let p = p.replace(
+            "Upstream-Status: Submitted https://github.com/x/y/pull/1\n",
+            "",
+        );
+        assert_eq!(parse(&p).unwrap().status, None);
+    }
+
+    #[test]
+    fn collects_every_path_including_renames_and_quoted() {
+        let p = PATCH.replace(
+            "diff --git a/src/a.c b/src/a.c",
+            "diff --git a/old b/new\nsimilarity index 90%\nrename from old\nrename to ../new\ndiff --git \"a/sp ace\" \"b/.git/hooks/x\"\n--- \"a/sp ace\"\n+++ \"b/.git/hooks/x\"\n@@ -1 +1 @@\n-a\n+b\ndiff --git a/src/a.c b/src/a.c",
+        );
+        let info = parse(&p).unwrap();
+        assert_eq!(
+            info.paths,
+            vec!["../new", ".git/hooks/x", "new", "old", "sp ace", "src/a.c"]
+        );
+        let bad: Vec<_> = info
+            .paths
+            .iter()
+            .filter_map(|p| check_path(p).err())
+            .collect();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+    }
+
+    #[test]
+    fn path_rules() {
+        for ok in ["a", "a/b.c", "Lib/.gitignore", "x/.github/y"] {
+            check_path(ok).unwrap();
+        }
+        for bad in [
+            "/etc/passwd",
+            "a/../../b",
+            ".git/config",
+            "x/.GIT/y",
+            ".git./x",
+            "C:/x",
+            "a//b",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_patches() {
+        assert!(parse("hello\n").unwrap_err().starts_with("line 1:"));
+        let no_diff = PATCH.split("diff --git").next().unwrap();
+        assert!(parse(no_diff).unwrap_err().contains("changes nothing"));
+    }
+
+    #[test]
+    fn file_names_from_subjects() {
+        assert_eq!(
+            file_name_for("Teach build_ext about abi3t (PEP 803)"),
+            "Teach-build_ext-about-abi3t-PEP-803.patch"
+        );
+        assert_eq!(file_name_for("..."), "patch.patch");
+    }
+}

@@ -1,0 +1,271 @@
+//! Stacks on disk: where things live (`patches/`, `checkouts/`, `target/xtask/`), loading a
+//! stack with its patch files, the lint `check` and `sync` share, and the checkout's record of
+//! what was last synced or saved.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{self, PatchName, Stack};
+use crate::{fsx, patch};
+
+/// Where the tool reads and writes, relative to the repository root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn patches(&self) -> PathBuf {
+        self.root.join("patches")
+    }
+    pub fn stack_dir(&self, project: &str) -> PathBuf {
+        self.patches().join(project)
+    }
+    pub fn checkouts(&self) -> PathBuf {
+        self.root.join("checkouts")
+    }
+    pub fn checkout(&self, project: &str) -> PathBuf {
+        self.checkouts().join(project)
+    }
+    pub fn lock_file(&self, project: &str) -> PathBuf {
+        self.checkouts().join(format!("{project}.lock"))
+    }
+    pub fn xtask_target(&self) -> PathBuf {
+        self.root.join("target").join("xtask")
+    }
+    /// A path as shown to people: relative to the root when it is inside it.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Every project with a `stack.yaml`, sorted by name.
+    pub fn projects(&self) -> Result<Vec<String>> {
+        let dir = self.patches();
+        let mut names = Vec::new();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading `{}`", dir.display()))?
+        {
+            let entry = entry?;
+            if entry.path().join("stack.yaml").is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The named projects, or all of them when none are named; unknown names are errors.
+    pub fn select(&self, wanted: &[String]) -> Result<Vec<String>> {
+        let all = self.projects()?;
+        if wanted.is_empty() {
+            return Ok(all);
+        }
+        for w in wanted {
+            if !all.contains(w) {
+                bail!("no stack `{w}`: expected one of {}", all.join(", "));
+            }
+        }
+        Ok(wanted.to_vec())
+    }
+}
+
+/// A stack as loaded from `patches/<project>/`.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub dir: PathBuf,
+    pub manifest_path: PathBuf,
+    /// `stack.yaml` as written, for surgical edits that keep comments.
+    pub text: String,
+    pub stack: Stack,
+}
+
+impl Project {
+    pub fn load(layout: &Layout, name: &str) -> Result<Project> {
+        let dir = layout.stack_dir(name);
+        let manifest_path = dir.join("stack.yaml");
+        let text = fsx::read_to_string(&manifest_path)?;
+        let stack = manifest::parse(&layout.show(&manifest_path), &text)?;
+        Ok(Project {
+            name: name.to_string(),
+            dir,
+            manifest_path,
+            text,
+            stack,
+        })
+    }
+
+    pub fn patch_path(&self, name: &PatchName) -> PathBuf {
+        self.dir.join(name.as_str())
+    }
+
+    pub fn series_paths(&self) -> Vec<PathBuf> {
+        self.stack
+            .series
+            .iter()
+            .map(|p| self.patch_path(p))
+            .collect()
+    }
+}
+
+/// One problem `check` reports: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Checks that the series and the files agree and that every patch is well-formed, says
+/// where it comes from upstream, and stays inside the tree.
+pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let manifest = layout.show(&project.manifest_path);
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(&project.dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".patch") {
+            on_disk.push(name);
+        }
+    }
+    on_disk.sort();
+    for name in &on_disk {
+        if !project.stack.series.iter().any(|p| p.as_str() == name) {
+            problems.push(Problem {
+                location: layout.show(&project.dir.join(name)),
+                message: format!("patch file has no entry in the series of {manifest}; add it there or delete the file"),
+            });
+        }
+    }
+    for name in &project.stack.series {
+        let path = project.patch_path(name);
+        let shown = layout.show(&path);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            let line = project
+                .text
+                .lines()
+                .position(|l| l.trim_start().trim_start_matches("- ").trim() == name.as_str())
+                .map_or(1, |i| i + 1);
+            problems.push(Problem {
+                location: format!("{manifest}:{line}"),
+                message: format!("series entry `{name}` has no file `{shown}`"),
+            });
+            continue;
+        };
+        match patch::parse(&text) {
+            Err(e) => problems.push(Problem {
+                location: shown,
+                message: e,
+            }),
+            Ok(info) => {
+                if info.status.is_none() {
+                    problems.push(Problem {
+                        location: shown.clone(),
+                        message: format!(
+                            "no `Upstream-Status:` trailer; add one of {} to the commit message",
+                            patch::STATUS_HELP
+                        ),
+                    });
+                }
+                for p in &info.paths {
+                    if let Err(e) = patch::check_path(p) {
+                        problems.push(Problem {
+                            location: shown.clone(),
+                            message: format!("refused: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Fails with every problem listed when the stack does not pass the lint.
+pub fn require_clean_lint(layout: &Layout, project: &Project) -> Result<()> {
+    let problems = lint(layout, project)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+    bail!(
+        "stack `{}` is not valid; nothing was changed:\n{}",
+        project.name,
+        list.join("\n")
+    )
+}
+
+/// Identifies "this base with exactly these patch files".
+pub fn series_digest(base: &str, project: &Project) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(b"xtask-series-v1\0");
+    h.update(base.as_bytes());
+    for name in &project.stack.series {
+        let bytes = std::fs::read(project.patch_path(name))
+            .with_context(|| format!("reading `{}`", project.patch_path(name).display()))?;
+        h.update(b"\0");
+        h.update(name.as_str().as_bytes());
+        h.update(b"\0");
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the checkout looked like when the tool last made it equal to the stack: kept in
+/// `.git/xtask-state.json` so a no-op sync is a few reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutState {
+    pub version: u32,
+    /// The base commit the series was applied to.
+    pub base: String,
+    /// HEAD right after the series was applied or saved.
+    pub tip: String,
+    /// `series_digest` of the stack at that moment.
+    pub digest: String,
+}
+
+const STATE_VERSION: u32 = 1;
+
+impl CheckoutState {
+    pub fn new(base: String, tip: String, digest: String) -> CheckoutState {
+        CheckoutState {
+            version: STATE_VERSION,
+            base,
+            tip,
+            digest,
+        }
+    }
+
+    fn path(checkout: &Path) -> PathBuf {
+        checkout.join(".git").join("xtask-state.json")
+    }
+
+    /// Reads the record; a missing, unreadable or foreign-version record counts as none.
+    pub fn read(checkout: &Path) -> Option<CheckoutState> {
+        let text = std::fs::read_to_string(Self::path(checkout)).ok()?;
+        let state: CheckoutState = serde_json::from_str(&text).ok()?;
+        (state.version == STATE_VERSION).then_some(state)
+    }
+
+    pub fn write(&self, checkout: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        fsx::write_atomic(&Self::path(checkout), json.as_bytes())
+    }
+}

@@ -1,0 +1,135 @@
+//! `cargo xtask status`: where each stack and its checkout stand, for people or (`--json`)
+//! for programs.
+
+use anyhow::Result;
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::git::{self, Checkout};
+use crate::manifest::{Base, Upstream};
+use crate::pypi;
+use crate::stack::{self, CheckoutState, Layout, Project};
+
+/// Show each stack's base, how far `track` has moved, its patches and its checkout's state.
+///
+/// "behind" counts upstream commits on `track` after the base, as of the last fetch. The
+/// checkout is one of: missing, clean, stale (the stack changed since the last sync),
+/// unsaved-commits, uncommitted-changes, mid-conflict.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Stacks to show (default: all).
+    pub projects: Vec<String>,
+    /// Print one JSON document (schema in docs/stack-format.md) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One stack's line of the report; the JSON form is documented and stable.
+#[derive(Debug, Serialize)]
+pub struct StackStatus {
+    pub project: String,
+    pub upstream: String,
+    pub track: String,
+    pub base: String,
+    pub version: u64,
+    pub patches: usize,
+    /// Upstream commits on `track` after the base, when `track` has been fetched.
+    pub behind: Option<usize>,
+    pub checkout: &'static str,
+    pub details: Vec<String>,
+}
+
+impl Args {
+    pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
+        let mut rows = Vec::new();
+        for name in layout.select(&self.projects)? {
+            rows.push(status_of(sh, layout, &Project::load(layout, &name)?)?);
+        }
+        if self.json {
+            let doc = serde_json::json!({ "version": 1, "stacks": rows });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
+        for r in &rows {
+            let behind = r.behind.map_or("not fetched".to_string(), |n| {
+                format!("{n} behind {}", r.track)
+            });
+            println!(
+                "{:<13} {:<14} {:>3} patch(es)  v{:<3} {:<20} {}",
+                r.project, r.base, r.patches, r.version, r.checkout, behind
+            );
+            for d in &r.details {
+                println!("{:<13} {d}", "");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStatus> {
+    let s = &project.stack;
+    let (upstream, base) = match (&s.upstream, &s.base) {
+        (Upstream::Git(url), Base::Commit(id)) => (url.clone(), git::short(id)),
+        (Upstream::Pypi { pypi }, Base::Sdist { version, .. }) => {
+            (format!("pypi:{pypi}"), version.clone())
+        }
+        _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
+    };
+    let mut row = StackStatus {
+        project: project.name.clone(),
+        upstream,
+        track: s.track.clone(),
+        base,
+        version: s.version,
+        patches: s.series.len(),
+        behind: None,
+        checkout: "missing",
+        details: Vec::new(),
+    };
+    let dir = layout.checkout(&project.name);
+    if !dir.exists() {
+        return Ok(row);
+    }
+    let co = Checkout::new(sh, &dir);
+    let repo = co.open()?;
+    if let Base::Commit(id) = &s.base {
+        let tracked = git::ref_target(&repo, &format!("refs/remotes/origin/{}", s.track));
+        if let (Some(t), Ok(b)) = (tracked, git2::Oid::from_str(id)) {
+            row.behind = repo.graph_ahead_behind(t, b).ok().map(|(ahead, _)| ahead);
+        }
+    }
+    let state = CheckoutState::read(&dir);
+    let head = git::head_commit(&repo);
+    row.checkout = if co.am_in_progress() {
+        row.details
+            .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());
+        "mid-conflict"
+    } else if !git::uncommitted_changes(&repo)?.is_empty() {
+        "uncommitted-changes"
+    } else if let Some(state) =
+        state.filter(|st| Some(st.tip.as_str()) == head.map(|h| h.to_string()).as_deref())
+    {
+        let base_id = match &s.base {
+            Base::Commit(id) => id.clone(),
+            Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
+        };
+        if stack::series_digest(&base_id, project)? == state.digest {
+            "clean"
+        } else {
+            "stale"
+        }
+    } else if head.is_some() && git::ref_target(&repo, git::BASE_REF).is_some() {
+        row.details
+            .push(format!("keep with `cargo xtask save {}`", project.name));
+        "unsaved-commits"
+    } else {
+        "stale"
+    };
+    if let Base::Sdist { sha256, .. } = &s.base
+        && git::ref_target(&repo, &pypi::import_ref(sha256)).is_none()
+    {
+        row.details
+            .push("pinned sdist not imported yet: run `cargo xtask sync`".into());
+    }
+    Ok(row)
+}

@@ -1,0 +1,516 @@
+//! `cargo xtask sync`: make each checkout equal to its stack's base plus series, without ever
+//! losing work that is only in the checkout.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use crate::git::{self, AmOutcome, Checkout};
+use crate::lock::CheckoutLock;
+use crate::manifest::{Base, Upstream};
+use crate::pypi;
+use crate::stack::{self, CheckoutState, Layout, Project};
+
+/// Clone or fetch each upstream, check out its pinned base and apply its patch series.
+///
+/// Each checkout lands in `checkouts/<project>` on branch `patched`, one commit per patch, with
+/// `refs/xtask/base` marking the base. A checkout that already equals base plus series is left
+/// alone. Work that exists only in the checkout (uncommitted changes, commits not yet saved
+/// with `cargo xtask save`) stops the sync unless `--force` is given, which keeps a backup ref.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Stacks to sync (default: every stack under `patches/`).
+    pub projects: Vec<String>,
+    /// Replace unsaved work in the checkout, after keeping it under `refs/xtask/backup/`.
+    #[arg(long)]
+    pub force: bool,
+    /// Go on after resolving a conflict (`git add` the files first).
+    #[arg(long = "continue", conflicts_with_all = ["skip", "abort", "force"])]
+    pub continue_: bool,
+    /// Leave out the patch that stopped the sync and go on; it disappears at the next `save`.
+    #[arg(long, conflicts_with_all = ["abort", "force"])]
+    pub skip: bool,
+    /// Give up a stopped sync and put the checkout back as it was before.
+    #[arg(long, conflicts_with = "force")]
+    pub abort: bool,
+}
+
+impl Args {
+    pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
+        let projects = layout.select(&self.projects)?;
+        for name in &projects {
+            let project = Project::load(layout, name)?;
+            let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask sync")?;
+            let message = if self.continue_ || self.skip {
+                resume(sh, layout, &project, self.skip)?
+            } else if self.abort {
+                abort(sh, layout, &project)?
+            } else {
+                sync_one(sh, layout, &project, self.force)?
+            };
+            println!("{name}: {message}");
+        }
+        Ok(())
+    }
+}
+
+/// A sync that stopped at a patch that does not apply; `main` turns it into exit code 3.
+#[derive(Debug)]
+pub struct Stopped {
+    pub report: String,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// What a checkout looks like before a sync, as plain data.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub am_in_progress: bool,
+    /// Nothing is checked out yet (fresh or interrupted clone).
+    pub empty: bool,
+    pub head: Option<String>,
+    pub state: Option<CheckoutState>,
+    /// Where HEAD was when an interrupted sync started, if one was interrupted.
+    pub before_sync: Option<String>,
+    pub digest: String,
+    pub uncommitted: Vec<String>,
+}
+
+/// What sync should do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    UpToDate,
+    Apply,
+    /// Work would be lost: the reasons, for the message (or the backup under `--force`).
+    Unsaved {
+        uncommitted: Vec<String>,
+        moved_from: Option<String>,
+    },
+    Conflict,
+}
+
+pub fn plan(o: &Observed) -> Plan {
+    if o.am_in_progress {
+        return Plan::Conflict;
+    }
+    if o.empty {
+        return Plan::Apply;
+    }
+    // After an interrupted sync, the user's last HEAD is the one recorded when it started.
+    let user_head = o.before_sync.as_ref().or(o.head.as_ref());
+    let moved_from = match (&o.state, user_head) {
+        (Some(s), Some(h)) if &s.tip != h => Some(s.tip.clone()),
+        _ => None,
+    };
+    if !o.uncommitted.is_empty() || moved_from.is_some() {
+        return Plan::Unsaved {
+            uncommitted: o.uncommitted.clone(),
+            moved_from,
+        };
+    }
+    match &o.state {
+        Some(s)
+            if s.digest == o.digest
+                && o.before_sync.is_none()
+                && o.head.as_ref() == Some(&s.tip) =>
+        {
+            Plan::UpToDate
+        }
+        _ => Plan::Apply,
+    }
+}
+
+/// The base as an identity string, for the digest: no resolving, so the no-op path is cheap.
+fn base_identity(project: &Project) -> String {
+    match &project.stack.base {
+        Base::Commit(id) => id.clone(),
+        Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
+    }
+}
+
+fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<Observed> {
+    let am_in_progress = co.am_in_progress();
+    let empty = repo.index()?.is_empty();
+    let uncommitted = if empty || am_in_progress {
+        Vec::new()
+    } else {
+        git::uncommitted_changes(repo)?
+    };
+    Ok(Observed {
+        am_in_progress,
+        empty,
+        head: git::head_commit(repo).map(|h| h.to_string()),
+        state: CheckoutState::read(&co.dir),
+        before_sync: git::ref_target(repo, git::BEFORE_SYNC_REF).map(|h| h.to_string()),
+        digest: stack::series_digest(&base_identity(project), project)?,
+        uncommitted,
+    })
+}
+
+fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
+    stack::require_clean_lint(layout, project)?;
+    let dir = layout.checkout(&project.name);
+    let shown = layout.show(&dir);
+    let co = if dir.exists() {
+        Checkout::new(sh, &dir)
+    } else {
+        std::fs::create_dir_all(layout.checkouts())?;
+        match &project.stack.upstream {
+            Upstream::Git(url) => {
+                eprintln!("{}: cloning {url}", project.name);
+                Checkout::clone_from(sh, url, &dir)?
+            }
+            Upstream::Pypi { .. } => Checkout::init(sh, &dir)?,
+        }
+    };
+    let repo = co.open()?;
+    let observed = observe(&co, &repo, project)?;
+    match plan(&observed) {
+        Plan::UpToDate => return Ok("up to date".into()),
+        Plan::Conflict => bail!(
+            "`{shown}` is in the middle of applying patches; finish with `cargo xtask sync --continue {0}` (after `git add`), `--skip {0}` or `--abort {0}`",
+            project.name
+        ),
+        Plan::Unsaved {
+            uncommitted,
+            moved_from,
+        } => {
+            let what = describe_unsaved(
+                &repo,
+                &uncommitted,
+                moved_from.as_deref(),
+                observed.head.as_deref(),
+            )?;
+            if !force {
+                bail!(
+                    "`{shown}` has work that is not in patches/{0}/:\n{what}\nkeep it with `cargo xtask save {0}` (commit or stash uncommitted changes first), or discard it with `cargo xtask sync --force {0}` (a backup ref is kept)",
+                    project.name
+                );
+            }
+            let refs = backup(&co, &observed)?;
+            eprintln!(
+                "{}: replacing unsaved work; kept as {}",
+                project.name,
+                refs.join(" and ")
+            );
+        }
+        Plan::Apply => {}
+    }
+
+    let base = resolve_base(sh, layout, &co, &repo, project)?;
+    if let Some(head) = &observed.head
+        && observed.before_sync.is_none()
+        && !observed.empty
+    {
+        co.update_ref(git::BEFORE_SYNC_REF, head, "xtask: sync started")?;
+    }
+    co.reset_branch(&base)?;
+    co.update_ref(git::BASE_REF, &base, "xtask: sync base")?;
+    let patches = project.series_paths();
+    if !patches.is_empty()
+        && let AmOutcome::Stopped { git_output } = co.am(&patches)?
+    {
+        return Err(stopped(layout, &co, project, &base, &git_output).into());
+    }
+    finish(&co, &repo, project, &base)?;
+    Ok(format!(
+        "synced {} patch{} onto {}",
+        patches.len(),
+        if patches.len() == 1 { "" } else { "es" },
+        git::short(&base)
+    ))
+}
+
+/// Records the checkout as equal to the stack and forgets the interrupted-sync marker.
+fn finish(co: &Checkout, repo: &git2::Repository, project: &Project, base: &str) -> Result<()> {
+    let tip = git::head_commit(repo).context("no HEAD after applying the series")?;
+    let digest = stack::series_digest(&base_identity(project), project)?;
+    CheckoutState::new(base.to_string(), tip.to_string(), digest).write(&co.dir)?;
+    co.delete_ref(git::BEFORE_SYNC_REF)
+}
+
+/// Makes sure the base commit is in the checkout, fetching or importing it when it is not.
+fn resolve_base(
+    sh: &Shell,
+    layout: &Layout,
+    co: &Checkout,
+    repo: &git2::Repository,
+    project: &Project,
+) -> Result<String> {
+    match (&project.stack.upstream, &project.stack.base) {
+        (Upstream::Git(url), Base::Commit(id)) => {
+            if co.has_commit(repo, id) {
+                return Ok(id.clone());
+            }
+            eprintln!(
+                "{}: fetching `{}` from {url}",
+                project.name, project.stack.track
+            );
+            co.fetch_branch(&project.stack.track)?;
+            if !co.has_commit(repo, id) {
+                // Not on the tracked branch (any more): ask for the commit itself.
+                co.fetch_commit(id).with_context(|| {
+                    format!(
+                        "base {id} of stack `{}` is not on `{}` of {url}",
+                        project.name, project.stack.track
+                    )
+                })?;
+            }
+            Ok(id.clone())
+        }
+        (Upstream::Pypi { pypi: name }, Base::Sdist { version, sha256 }) => {
+            if let Some(id) = git::ref_target(repo, &pypi::import_ref(sha256)) {
+                return Ok(id.to_string());
+            }
+            eprintln!("{}: downloading the {name} {version} sdist", project.name);
+            let sdist = pypi::find_sdist(sh, name, version)?;
+            let cache = layout.xtask_target().join("sdists");
+            let archive = pypi::download(sh, &sdist, sha256, &cache)?;
+            pypi::import(co, &archive, name, version, sha256, &layout.xtask_target())
+        }
+        _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
+    }
+}
+
+fn describe_unsaved(
+    repo: &git2::Repository,
+    uncommitted: &[String],
+    moved_from: Option<&str>,
+    head: Option<&str>,
+) -> Result<String> {
+    let mut lines = Vec::new();
+    for f in uncommitted.iter().take(10) {
+        lines.push(format!("  uncommitted: {f}"));
+    }
+    if uncommitted.len() > 10 {
+        lines.push(format!(
+            "  ... and {} more uncommitted files",
+            uncommitted.len() - 10
+        ));
+    }
+    if let (Some(tip), Some(head)) = (moved_from, head) {
+        let (tip, head) = (git2::Oid::from_str(tip)?, git2::Oid::from_str(head)?);
+        let new = git::commits_between(repo, tip, head).unwrap_or_default();
+        let gone = git::commits_between(repo, head, tip).unwrap_or_default();
+        for (id, subject) in &new {
+            lines.push(format!("  not saved: {} {subject}", git::short(id)));
+        }
+        if !gone.is_empty() {
+            lines.push(format!(
+                "  HEAD no longer has {} commit(s) of the last sync or save, such as {} {}",
+                gone.len(),
+                git::short(gone[0].0),
+                gone[0].1
+            ));
+        }
+        if new.is_empty() && gone.is_empty() {
+            lines.push(format!("  HEAD moved to {}", git::short(head)));
+        }
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Keeps HEAD, and uncommitted changes if any, under `refs/xtask/backup/`.
+fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_secs();
+    let mut refs = Vec::new();
+    if let Some(head) = o.before_sync.as_ref().or(o.head.as_ref()) {
+        let name = format!("refs/xtask/backup/{stamp}");
+        co.update_ref(&name, head, "xtask: backup before sync --force")?;
+        refs.push(name);
+    }
+    if !o.uncommitted.is_empty()
+        && let Some(stash) = co.stash_create()?
+    {
+        let name = format!("refs/xtask/backup/{stamp}-uncommitted");
+        co.update_ref(
+            &name,
+            &stash,
+            "xtask: uncommitted changes before sync --force",
+        )?;
+        refs.push(format!("{name} (restore with `git stash apply {name}`)"));
+    }
+    Ok(refs)
+}
+
+fn stopped(
+    layout: &Layout,
+    co: &Checkout,
+    project: &Project,
+    base: &str,
+    git_output: &str,
+) -> Stopped {
+    let n = co.am_current().unwrap_or(0);
+    let total = project.stack.series.len();
+    let patch = project
+        .stack
+        .series
+        .get(n.wrapping_sub(1))
+        .map_or("?".to_string(), |p| p.to_string());
+    let shown = layout.show(&co.dir);
+    let name = &project.name;
+    let mut report = format!(
+        "patch `{patch}` ({n} of {total}) does not apply on {} in `{shown}`\n",
+        git::short(base)
+    );
+    for line in git_output.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("error: patch failed: ") {
+            report.push_str(&format!("  hunk failed: {rest} (file:line of the hunk)\n"));
+        } else if line.starts_with("CONFLICT")
+            || line.starts_with("error: ") && !line.contains("Failed to merge")
+        {
+            report.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Ok(files) = co.conflicted_files() {
+        for f in files {
+            report.push_str(&format!("  conflict in: {f}\n"));
+        }
+    }
+    report.push_str(&format!(
+        "to go on, in `{shown}`:\n  resolve: fix the files, `git add` them, then `cargo xtask sync --continue {name}` and `cargo xtask save {name}`\n  skip the patch: `cargo xtask sync --skip {name}` (it leaves the series at the next save)\n  give up: `cargo xtask sync --abort {name}` puts the checkout back as it was"
+    ));
+    Stopped { report }
+}
+
+fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Result<String> {
+    let co = Checkout::new(sh, &layout.checkout(&project.name));
+    if !co.am_in_progress() {
+        bail!(
+            "nothing to continue: `{}` is not stopped at a patch",
+            layout.show(&co.dir)
+        );
+    }
+    let outcome = if skip {
+        co.am_skip()?
+    } else {
+        co.am_continue()?
+    };
+    let base = co
+        .open()
+        .ok()
+        .and_then(|r| git::ref_target(&r, git::BASE_REF))
+        .map(|b| b.to_string())
+        .unwrap_or_default();
+    match outcome {
+        AmOutcome::Stopped { git_output } => {
+            Err(stopped(layout, &co, project, &base, &git_output).into())
+        }
+        AmOutcome::Applied => {
+            co.delete_ref(git::BEFORE_SYNC_REF)?;
+            Ok(format!(
+                "all patches applied; the checkout now differs from patches/{0}/, so run `cargo xtask save {0}` to keep it",
+                project.name
+            ))
+        }
+    }
+}
+
+fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
+    let co = Checkout::new(sh, &layout.checkout(&project.name));
+    let repo = co.open()?;
+    let was_applying = co.am_in_progress();
+    if was_applying {
+        co.am_abort()?;
+    }
+    match git::ref_target(&repo, git::BEFORE_SYNC_REF) {
+        Some(before) => {
+            co.reset_branch(&before.to_string())?;
+            co.delete_ref(git::BEFORE_SYNC_REF)?;
+            Ok(format!("aborted; back at {}", git::short(before)))
+        }
+        None if was_applying => Ok("aborted".into()),
+        None => bail!(
+            "nothing to abort: `{}` is not stopped at a patch",
+            layout.show(&co.dir)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(tip: &str, digest: &str) -> Option<CheckoutState> {
+        Some(CheckoutState::new("b".into(), tip.into(), digest.into()))
+    }
+
+    #[test]
+    fn plans() {
+        let clean = Observed {
+            head: Some("t".into()),
+            state: state("t", "d"),
+            digest: "d".into(),
+            ..Default::default()
+        };
+        assert_eq!(plan(&clean), Plan::UpToDate);
+        assert_eq!(
+            plan(&Observed {
+                digest: "new".into(),
+                ..clean.clone()
+            }),
+            Plan::Apply
+        );
+        assert_eq!(
+            plan(&Observed {
+                state: None,
+                ..clean.clone()
+            }),
+            Plan::Apply
+        );
+        assert_eq!(
+            plan(&Observed {
+                am_in_progress: true,
+                ..clean.clone()
+            }),
+            Plan::Conflict
+        );
+        assert_eq!(
+            plan(&Observed {
+                head: Some("u".into()),
+                ..clean.clone()
+            }),
+            Plan::Unsaved {
+                uncommitted: vec![],
+                moved_from: Some("t".into())
+            }
+        );
+        assert_eq!(
+            plan(&Observed {
+                uncommitted: vec!["a".into()],
+                ..clean.clone()
+            }),
+            Plan::Unsaved {
+                uncommitted: vec!["a".into()],
+                moved_from: None
+            }
+        );
+        // An interrupted sync: HEAD is wherever it stopped, the user's HEAD was the tip.
+        let interrupted = Observed {
+            head: Some("base".into()),
+            before_sync: Some("t".into()),
+            ..clean.clone()
+        };
+        assert_eq!(plan(&interrupted), Plan::Apply);
+        // Nothing checked out yet: nothing to lose.
+        assert_eq!(
+            plan(&Observed {
+                empty: true,
+                head: Some("x".into()),
+                ..clean
+            }),
+            Plan::Apply
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Repository rules checked as ordinary tests: formatting of module docs, the lockfile's
+//! security floor, and a layout that tells the truth.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let src = root().join("xtask/src");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("//! "),
+                "{} must open with a `//!` line saying what it owns",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn lockfile_has_the_fixed_libgit2() {
+    // CVE-2026-5917 is fixed in libgit2-sys 0.18.8.
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let mut lines = lock.lines();
+    let mut found = false;
+    while let Some(line) = lines.next() {
+        if line == "name = \"libgit2-sys\"" {
+            let version = lines.next().unwrap().trim_start_matches("version = \"");
+            let nums: Vec<u64> = version
+                .split(['.', '+', '"'])
+                .take(3)
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert!(
+                nums >= vec![0, 18, 8],
+                "libgit2-sys {version} is older than 0.18.8 (CVE-2026-5917)"
+            );
+            found = true;
+        }
+    }
+    assert!(found, "libgit2-sys missing from Cargo.lock");
+}
+
+#[test]
+fn no_subprocess_outside_xshell() {
+    for entry in std::fs::read_dir(root().join("xtask/src")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let needle = ["std::process::", "Command"].concat();
+        assert!(
+            !text.contains(&needle),
+            "{}: run programs through xshell's cmd!",
+            path.display()
+        );
+        assert!(
+            !text.contains(concat!("\"sh", " -c")),
+            "{}: no shell command lines",
+            path.display()
+        );
+    }
+}
