@@ -44,7 +44,6 @@ const FORMAT_PATCH_ARGS: &[&str] = &[
     "--no-to",
     "--no-cc",
     "--no-attach",
-    "--no-inline",
 ];
 
 /// Config overrides for every command that reads or writes patches.
@@ -255,7 +254,7 @@ impl<'a> Checkout<'a> {
         let range = format!("{base}..{head}");
         let out = self
             .git()
-            .args(["format-patch", "--quiet"])
+            .arg("format-patch")
             .args(FORMAT_PATCH_ARGS)
             .arg("-o")
             .arg(out_dir)

@@ -1,0 +1,102 @@
+//! A patch that does not apply stops sync with what failed and the three ways on.
+
+use crate::harness::*;
+
+/// A stack of three patches whose second no longer applies on a new upstream base.
+fn conflicted(name: &str) -> (World, String) {
+    let (w, _) = world_with_three_patches(name);
+    // Upstream rewrites the line the first patch touches... no: the line the NEWS patch adds.
+    w.write(&w.upstream.clone(), "NEWS", "upstream news\n");
+    let new_base = w.commit_all(&w.upstream.clone(), "Upstream adds NEWS");
+    let old_base = w.git(&w.checkout("demo"), &["rev-parse", "refs/xtask/base"]);
+    let text = w.read_stack("demo").replace(&old_base, &new_base);
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), text).unwrap();
+    let run = w.fails(&["sync"], 3);
+    (w, run.stderr)
+}
+
+#[test]
+fn conflict_names_patch_file_and_ways_on() {
+    let (w, stderr) = conflicted("conflict-report");
+    assert!(
+        stderr.contains("patch `Add-a-NEWS-file.patch` (2 of 3) does not apply"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("NEWS"), "{stderr}");
+    assert!(
+        stderr.contains("cargo xtask sync --continue demo"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cargo xtask sync --skip demo"), "{stderr}");
+    assert!(stderr.contains("cargo xtask sync --abort demo"), "{stderr}");
+    // A plain sync now refuses rather than trampling the half-applied state.
+    let run = w.fails(&["sync"], 1);
+    assert!(
+        run.stderr.contains("in the middle of applying patches"),
+        "{}",
+        run.stderr
+    );
+    let status = w.ok(&["status"]);
+    assert!(status.stdout.contains("mid-conflict"), "{}", status.stdout);
+}
+
+#[test]
+fn abort_puts_the_checkout_back() {
+    let (w, _) = world_with_three_patches("abort-pre");
+    let before = w.head("demo");
+    drop(w);
+    let (w, _) = conflicted("abort");
+    let run = w.ok(&["sync", "--abort", "demo"]);
+    assert!(run.stdout.contains("aborted; back at"), "{}", run.stdout);
+    assert_eq!(w.head("demo"), before, "same commits as before the sync");
+    assert!(!w.checkout("demo").join(".git/rebase-apply").exists());
+    assert_eq!(w.git(&w.checkout("demo"), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn git_am_abort_also_cleans_up() {
+    let (w, _) = conflicted("am-abort");
+    w.git(&w.checkout("demo"), &["am", "--abort"]);
+    // Back to a base where the series applies: a plain sync (no --force) takes it from here.
+    let new_base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    let old_base = w.git(&w.upstream, &["rev-parse", "HEAD~1"]);
+    let text = w.read_stack("demo").replace(&new_base, &old_base);
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), text).unwrap();
+    let run = w.ok(&["sync"]);
+    assert!(run.stdout.contains("synced 3 patches"), "{}", run.stdout);
+}
+
+#[test]
+fn skip_leaves_the_patch_out_until_save() {
+    let (w, _) = conflicted("skip");
+    let run = w.ok(&["sync", "--skip", "demo"]);
+    assert!(
+        run.stdout.contains("run `cargo xtask save demo`"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        w.stack_subjects("demo"),
+        ["Spell out line five", "Extend the guide"]
+    );
+    let run = w.ok(&["save", "demo"]);
+    assert!(run.stdout.contains("1 dropped"), "{}", run.stdout);
+    assert!(!w.stack_dir("demo").join("Add-a-NEWS-file.patch").exists());
+    assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
+}
+
+#[test]
+fn continue_after_resolving() {
+    let (w, _) = conflicted("continue");
+    let co = w.checkout("demo");
+    w.write(&co, "NEWS", "upstream news\nnews\n");
+    w.git(&co, &["add", "NEWS"]);
+    let run = w.ok(&["sync", "--continue", "demo"]);
+    assert!(run.stdout.contains("all patches applied"), "{}", run.stdout);
+    assert_eq!(w.stack_subjects("demo").len(), 3);
+    // Until saved, the resolution is unsaved work that sync protects.
+    w.fails(&["sync"], 1);
+    let run = w.ok(&["save", "demo"]);
+    assert!(run.stdout.contains("1 changed"), "{}", run.stdout);
+    assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of the xtask binary against upstream repositories made in temp dirs.
+
+mod harness;
+
+mod concurrency;
+mod conflicts;
+mod protection;
+mod pypi;
+mod refusals;
+mod save;
+mod sync;

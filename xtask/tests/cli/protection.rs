@@ -1,0 +1,99 @@
+//! Never lose work: unsaved commits and uncommitted changes stop sync; `--force` keeps a backup.
+
+use crate::harness::*;
+
+#[test]
+fn uncommitted_changes_stop_sync() {
+    let (w, _) = world_with_three_patches("dirty");
+    w.write(&w.checkout("demo"), "README", "my edit\n");
+    let run = w.fails(&["sync"], 1);
+    assert!(run.stderr.contains("uncommitted: README"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cargo xtask save demo"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("cargo xtask sync --force demo"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.checkout("demo").join("README")).unwrap(),
+        "my edit\n"
+    );
+}
+
+#[test]
+fn unsaved_commits_stop_sync_even_when_the_stack_changed() {
+    let (w, _) = world_with_three_patches("unsaved");
+    w.commit_in_checkout("demo", "wip.txt", "wip\n", "Work in progress");
+    // The stack changes too, so sync would want to re-apply.
+    let text = w
+        .read_stack("demo")
+        .replace("  - Extend-the-guide.patch\n", "");
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), text).unwrap();
+    std::fs::remove_file(w.stack_dir("demo").join("Extend-the-guide.patch")).unwrap();
+    let head = w.head("demo");
+    let run = w.fails(&["sync"], 1);
+    assert!(run.stderr.contains("not saved:"), "{}", run.stderr);
+    assert!(run.stderr.contains("Work in progress"), "{}", run.stderr);
+    assert_eq!(w.head("demo"), head);
+}
+
+#[test]
+fn a_rewritten_history_counts_as_unsaved() {
+    let (w, _) = world_with_three_patches("rewritten");
+    w.git(
+        &w.checkout("demo"),
+        &["reset", "--quiet", "--hard", "HEAD~1"],
+    );
+    let run = w.fails(&["sync"], 1);
+    assert!(
+        run.stderr.contains("HEAD no longer has 1 commit(s)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn force_keeps_a_backup_ref_and_proceeds() {
+    let (w, _) = world_with_three_patches("force");
+    let co = w.checkout("demo");
+    let wip = w.commit_in_checkout("demo", "wip.txt", "wip\n", "Work in progress");
+    w.write(&co, "README", "my edit\n");
+    let run = w.ok(&["sync", "--force", "demo"]);
+    let backups = w.git(
+        &co,
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/xtask/backup/",
+        ],
+    );
+    let lines: Vec<&str> = backups.lines().collect();
+    assert_eq!(lines.len(), 2, "{backups}");
+    let head_ref = lines.iter().find(|l| !l.contains("uncommitted")).unwrap();
+    assert!(head_ref.ends_with(&wip), "{backups}");
+    let name = head_ref.split(' ').next().unwrap();
+    assert!(
+        run.stderr.contains(name),
+        "backup named in output: {}",
+        run.stderr
+    );
+    let stash = lines
+        .iter()
+        .find(|l| l.contains("uncommitted"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(w.git(&co, &["show", &format!("{stash}:README")]), "my edit");
+    // The checkout is the stack again.
+    assert_eq!(w.stack_subjects("demo").len(), 3);
+    assert_eq!(
+        std::fs::read_to_string(co.join("README")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
+}

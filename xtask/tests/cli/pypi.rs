@@ -1,0 +1,118 @@
+//! PyPI sources: an sdist from a `file://` index, checked and imported reproducibly.
+
+use std::path::Path;
+
+use xshell::cmd;
+
+use crate::harness::*;
+
+/// Makes `pkg-1.0.tar.gz` and a PEP 691 `index.json` for it; returns (index URL, sha256).
+fn make_index(w: &World) -> (String, String) {
+    let src = w.tmp.join("sdist/pkg-1.0");
+    w.write(&src, "setup.py", "print('hi')\n");
+    w.write(&src, "pkg/__init__.py", "x = 1\n");
+    w.write(&src, ".gitignore", "pkg/\n");
+    let files = w.tmp.join("index/files");
+    std::fs::create_dir_all(&files).unwrap();
+    let archive = files.join("pkg-1.0.tar.gz");
+    let sh = &w.sh;
+    let parent = w.tmp.join("sdist");
+    cmd!(
+        sh,
+        "tar --sort=name --mtime=@0 --owner=0 --group=0 -czf {archive} -C {parent} pkg-1.0"
+    )
+    .run()
+    .unwrap();
+    let sha = sha256(&archive);
+    let json = format!(
+        r#"{{"meta":{{"api-version":"1.1"}},"files":[{{"filename":"pkg-1.0.tar.gz","url":"../../files/pkg-1.0.tar.gz","hashes":{{"sha256":"{sha}"}}}}]}}"#
+    );
+    w.write(&w.tmp.join("index/simple/pkg"), "index.json", &json);
+    (
+        format!("file://{}", w.tmp.join("index/simple").display()),
+        sha,
+    )
+}
+
+fn sha256(path: &Path) -> String {
+    let sh = xshell::Shell::new().unwrap();
+    let out = cmd!(sh, "sha256sum {path}").read().unwrap();
+    out.split(' ').next().unwrap().to_string()
+}
+
+fn write_pypi_stack(w: &World, sha: &str) {
+    std::fs::create_dir_all(w.stack_dir("pkg")).unwrap();
+    let text = format!(
+        "upstream:\n  pypi: pkg\ntrack: \">=1\"\nbase:\n  version: \"1.0\"\n  sha256: {sha}\nversion: 1\nseries: []\n"
+    );
+    std::fs::write(w.stack_dir("pkg").join("stack.yaml"), text).unwrap();
+}
+
+#[test]
+fn sdist_is_downloaded_checked_and_imported_reproducibly() {
+    let w = World::new("pypi");
+    let (index, sha) = make_index(&w);
+    write_pypi_stack(&w, &sha);
+    let run = Run::from(
+        w.xtask_cmd(&["sync"])
+            .env("XTASK_INDEX_URL", &index)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let co = w.checkout("pkg");
+    assert_eq!(
+        std::fs::read_to_string(co.join("pkg/__init__.py")).unwrap(),
+        "x = 1\n",
+        "ignored files are imported too"
+    );
+    let first = w.head("pkg");
+    assert_eq!(
+        w.git(&co, &["log", "-1", "--format=%an %ad %s"]),
+        "xtask Sat Jan 1 00:00:00 2000 +0000 Import pkg 1.0 sdist from PyPI"
+    );
+    // No network needed once imported.
+    assert_eq!(w.ok(&["sync"]).stdout, "pkg: up to date\n");
+    // Another machine, same sdist: same commit id.
+    std::fs::remove_dir_all(w.root.join("checkouts")).unwrap();
+    std::fs::remove_dir_all(w.root.join("target")).unwrap();
+    let run = Run::from(
+        w.xtask_cmd(&["sync"])
+            .env("XTASK_INDEX_URL", &index)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(w.head("pkg"), first);
+    // And patches on top of it save and sync like any other stack.
+    w.commit_in_checkout("pkg", "pkg/__init__.py", "x = 2\n", "Bump x");
+    w.ok(&["save", "pkg"]);
+    assert!(w.stack_dir("pkg").join("Bump-x.patch").exists());
+    assert_eq!(w.ok(&["sync"]).stdout, "pkg: up to date\n");
+}
+
+#[test]
+fn sdist_with_the_wrong_hash_is_refused_and_not_kept() {
+    let w = World::new("pypi-hash");
+    let (index, _) = make_index(&w);
+    let wrong = "0".repeat(64);
+    write_pypi_stack(&w, &wrong);
+    let run = Run::from(
+        w.xtask_cmd(&["sync"])
+            .env("XTASK_INDEX_URL", &index)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("but the stack pins {wrong}")),
+        "{}",
+        run.stderr
+    );
+    let cached = w.root.join("target/xtask/sdists").join(&wrong);
+    let left: Vec<_> = std::fs::read_dir(&cached)
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert_eq!(left, vec![0], "no file kept in {}", cached.display());
+}
