@@ -232,6 +232,29 @@ impl<'a> Checkout<'a> {
         next.trim().parse().ok()
     }
 
+    /// Re-checks the patch `git am` stopped at against HEAD alone (a scratch index, not the
+    /// conflicted one) and returns each hunk that does not apply: `path:line` and the lines
+    /// git looked for there.
+    pub fn failed_hunks(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let index = self.git_dir().join("xtask-check.index");
+        let patch = self.git_dir().join("rebase-apply").join("patch");
+        let dir = &self.dir;
+        cmd!(self.sh, "git -C {dir} read-tree HEAD")
+            .env("GIT_INDEX_FILE", &index)
+            .quiet()
+            .run()?;
+        let out = cmd!(
+            self.sh,
+            "git -C {dir} apply --cached --check --verbose {patch}"
+        )
+        .env("GIT_INDEX_FILE", &index)
+        .ignore_status()
+        .quiet()
+        .output()?;
+        let _ = std::fs::remove_file(&index);
+        Ok(parse_apply_check(&String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// Files with unmerged entries in the index.
     pub fn conflicted_files(&self) -> Result<Vec<String>> {
         let out = self
@@ -358,6 +381,28 @@ pub fn commits_between(
     .collect()
 }
 
+/// Reads `git apply --check --verbose` output into failing hunks and the lines they expected.
+pub fn parse_apply_check(stderr: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut expected: Vec<String> = Vec::new();
+    let mut searching = false;
+    for line in stderr.lines() {
+        if line == "error: while searching for:" {
+            searching = true;
+            expected.clear();
+        } else if let Some(at) = line.strip_prefix("error: patch failed: ") {
+            searching = false;
+            while expected.last().is_some_and(|l| l.is_empty()) {
+                expected.pop();
+            }
+            out.push((at.to_string(), std::mem::take(&mut expected)));
+        } else if searching {
+            expected.push(line.to_string());
+        }
+    }
+    out
+}
+
 pub fn head_commit(repo: &git2::Repository) -> Option<git2::Oid> {
     repo.head().ok()?.peel_to_commit().ok().map(|c| c.id())
 }
@@ -380,4 +425,18 @@ fn tmp_sibling(dir: &Path, what: &str) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dir.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_failed_hunks() {
+        let stderr = "Checking patch f...\nerror: while searching for:\n2\n3\n\nerror: patch failed: f:2\nerror: f: patch does not apply\n";
+        assert_eq!(
+            parse_apply_check(stderr),
+            vec![("f:2".to_string(), vec!["2".to_string(), "3".to_string()])]
+        );
+    }
 }

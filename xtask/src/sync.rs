@@ -363,14 +363,21 @@ fn stopped(
         "patch `{patch}` ({n} of {total}) does not apply on {} in `{shown}`\n",
         git::short(base)
     );
-    for line in git_output.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("error: patch failed: ") {
-            report.push_str(&format!("  hunk failed: {rest} (file:line of the hunk)\n"));
-        } else if line.starts_with("CONFLICT")
-            || line.starts_with("error: ") && !line.contains("Failed to merge")
-        {
-            report.push_str(&format!("  {line}\n"));
+    for (at, expected) in co.failed_hunks().unwrap_or_default() {
+        report.push_str(&format!("  hunk at {at} does not apply; it expects:\n"));
+        for l in expected.iter().take(6) {
+            report.push_str(&format!("      | {l}\n"));
+        }
+        if expected.len() > 6 {
+            report.push_str(&format!(
+                "      | ... ({} more lines)\n",
+                expected.len() - 6
+            ));
+        }
+    }
+    for line in git_output.lines().map(str::trim) {
+        if line.starts_with("error: ") && !line.contains("Failed to merge") {
+            report.push_str(&format!("  git: {line}\n"));
         }
     }
     if let Ok(files) = co.conflicted_files() {

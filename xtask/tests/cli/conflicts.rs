@@ -100,3 +100,36 @@ fn continue_after_resolving() {
     assert!(run.stdout.contains("1 changed"), "{}", run.stdout);
     assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
 }
+
+#[test]
+fn conflict_names_the_hunk_that_failed() {
+    let (w, _) = world_with_three_patches("conflict-hunk");
+    let up = w.upstream.clone();
+    w.write(
+        &up,
+        "src/lib.c",
+        &numbered_lines(1, 30).replace("line 5\n", "LINE FIVE\n"),
+    );
+    let new_base = w.commit_all(&up, "Upstream shouts line five");
+    let old_base = w.git(&up, &["rev-parse", "HEAD~1"]);
+    let text = w.read_stack("demo").replace(&old_base, &new_base);
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), text).unwrap();
+    let run = w.fails(&["sync"], 3);
+    assert!(
+        run.stderr
+            .contains("patch `Spell-out-line-five.patch` (1 of 3) does not apply"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hunk at src/lib.c:2 does not apply; it expects:\n      | line 2\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("conflict in: src/lib.c"),
+        "{}",
+        run.stderr
+    );
+}
