@@ -66,7 +66,7 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
         );
     }
     let repo = co.open()?;
-    let dirty = git::uncommitted_changes(&repo)?;
+    let dirty = co.uncommitted_changes()?;
     if !dirty.is_empty() {
         bail!(
             "`{shown}` has uncommitted changes ({}); commit them (`git commit`, `git commit --amend`) or stash them, then save",

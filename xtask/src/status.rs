@@ -104,7 +104,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         row.details
             .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());
         "mid-conflict"
-    } else if !git::uncommitted_changes(&repo)?.is_empty() {
+    } else if !co.uncommitted_changes()?.is_empty() {
         "uncommitted-changes"
     } else if let Some(state) =
         state.filter(|st| Some(st.tip.as_str()) == head.map(|h| h.to_string()).as_deref())
