@@ -331,6 +331,11 @@ impl<'a> Checkout<'a> {
         let id = self
             .git()
             .args(["stash", "create", "xtask backup"])
+            // The backup commit needs an identity even where the user has none configured.
+            .env("GIT_AUTHOR_NAME", COMMITTER.0)
+            .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
+            .env("GIT_COMMITTER_NAME", COMMITTER.0)
+            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
             .read()?;
         Ok(if id.trim().is_empty() {
             None
@@ -450,12 +455,14 @@ pub fn short(id: impl ToString) -> String {
     id.to_string().chars().take(12).collect()
 }
 
+/// A fixed temporary name next to `dir`: callers hold the checkout's lock, so a leftover from
+/// an interrupted run is theirs to remove and no one else's to use.
 fn tmp_sibling(dir: &Path, what: &str) -> PathBuf {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+    dir.with_file_name(format!(".{name}.{what}-tmp"))
 }
 
 #[cfg(test)]

@@ -97,3 +97,39 @@ fn force_keeps_a_backup_ref_and_proceeds() {
     );
     assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
 }
+
+#[test]
+fn a_sync_killed_after_the_reset_resumes_without_force() {
+    let (w, base) = world_with_three_patches("killed");
+    let co = w.checkout("demo");
+    let tip = w.head("demo");
+    let tree = w.git(&co, &["rev-parse", "HEAD^{tree}"]);
+    // What a sync leaves when killed between moving to the base and applying the series.
+    w.git(&co, &["update-ref", "refs/xtask/before-sync", &tip]);
+    w.git(&co, &["checkout", "--quiet", "-B", "patched", &base]);
+    let run = w.ok(&["sync"]);
+    assert!(run.stdout.contains("synced 3 patches"), "{}", run.stdout);
+    assert_eq!(
+        w.git(&co, &["rev-parse", "HEAD^{tree}"]),
+        tree,
+        "the same tree as before"
+    );
+    assert_eq!(w.stack_subjects("demo").len(), 3);
+    assert!(
+        w.git(&co, &["for-each-ref", "refs/xtask/before-sync"])
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_clone_killed_halfway_is_cleaned_up() {
+    let w = World::new("killed-clone");
+    let base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    w.write_stack("demo", &base, &[]);
+    let leftover = w.root.join("checkouts/.demo.clone-tmp");
+    std::fs::create_dir_all(leftover.join(".git")).unwrap();
+    std::fs::write(leftover.join("junk"), "half a clone").unwrap();
+    w.ok(&["sync"]);
+    assert!(!leftover.exists());
+    assert_eq!(w.head("demo"), base);
+}
