@@ -36,6 +36,11 @@ const FORMAT_PATCH_ARGS: &[&str] = &[
     "--no-signoff",
     "--no-base",
     "--diff-algorithm=myers",
+    "--unified=3",
+    "--inter-hunk-context=0",
+    "--indent-heuristic",
+    "-O/dev/null",
+    "--no-add-header",
     "--src-prefix=a/",
     "--dst-prefix=b/",
     "--stat=72",
@@ -72,6 +77,12 @@ const FIXED_CONFIG: &[&str] = &[
     "protocol.fd.allow=never",
     "-c",
     "commit.gpgSign=false",
+    "-c",
+    "apply.whitespace=nowarn",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.attributesFile=/dev/null",
 ];
 
 /// A checkout: its directory and the shell used to run git there.
@@ -156,7 +167,8 @@ impl<'a> Checkout<'a> {
             .args(["checkout", "--quiet", "--force", "-B", BRANCH, commit])
             .run()
             .with_context(|| format!("checking out {commit} in `{}`", self.dir.display()))?;
-        // `checkout --force` leaves untracked files alone; those are the user's business.
+        // `checkout --force` keeps untracked files, except where a tracked file of the target
+        // goes; the dirty check before this only covers tracked files.
         Ok(())
     }
 
@@ -188,7 +200,13 @@ impl<'a> Checkout<'a> {
     /// left mid-`am` and the error carries git's explanation.
     pub fn am(&self, patches: &[PathBuf]) -> Result<AmOutcome> {
         self.am_cmd(
-            &["am", "--quiet", "--3way", "--committer-date-is-author-date"],
+            &[
+                "am",
+                "--quiet",
+                "--3way",
+                "--committer-date-is-author-date",
+                "--whitespace=nowarn",
+            ],
             patches,
         )
     }

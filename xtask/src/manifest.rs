@@ -74,6 +74,12 @@ impl PatchName {
                 "patch name `{name}` must be a plain file name (letters, digits, `-`, `_`, `.`, `+`)"
             ));
         }
+        let b = name.as_bytes();
+        if b.len() > 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
+            return Err(format!(
+                "patch name `{name}` has a number prefix; series order lives in `series`, so names carry none"
+            ));
+        }
         Ok(PatchName(name.to_string()))
     }
 }
@@ -282,13 +288,26 @@ pub fn with_series(text: &str, version: u64, series: &[PatchName]) -> Result<Str
             out.push(format!("version: {version}"));
             i += 1;
         } else if Some(i) == series_at {
-            i += 1;
-            // Skip the old block: indented lines, list items and blank lines, up to the next
-            // top-level key or comment that is followed by one.
-            while i < lines.len() && !top_key(lines[i]) && !lines[i].starts_with('#') {
-                i += 1;
+            // The old block runs to the next top-level key. Comment and blank lines right
+            // before that key belong to it; comments among the entries go with the entries.
+            let mut end = i + 1;
+            while end < lines.len() && !top_key(lines[end]) {
+                end += 1;
+            }
+            let mut keep_from = end;
+            while keep_from > i + 1
+                && (lines[keep_from - 1].starts_with('#') || lines[keep_from - 1].trim().is_empty())
+            {
+                keep_from -= 1;
             }
             push_series(&mut out, series);
+            out.extend(
+                lines[keep_from..end]
+                    .iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.to_string()),
+            );
+            i = end;
         } else {
             out.push(lines[i].to_string());
             i += 1;
@@ -413,6 +432,12 @@ mod tests {
             "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# build recipe\nbuild:\n  kind: x\n"
         );
         assert_eq!(parse("s", &out).unwrap().series, names);
+        let commented = "version: 1\nseries:\n# first two are upstreamable\n  - a.patch\n  - b.patch\n# the rest are not\n  - c.patch\nbuild: x\n";
+        let out2 = with_series(commented, 2, &names).unwrap();
+        assert_eq!(
+            out2,
+            "version: 2\nseries:\n  - b.patch\n  - c.patch\nbuild: x\n"
+        );
         let empty = with_series(&out, 3, &[]).unwrap();
         assert!(
             empty.contains("version: 3\nseries: []\n# build recipe\n"),

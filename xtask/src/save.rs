@@ -233,7 +233,7 @@ fn unique_name(wanted: &str, used: &BTreeSet<String>) -> PatchName {
 }
 
 /// Writes the patch files, then `stack.yaml` (the commit point), then removes dropped files,
-/// so an interrupted save leaves at worst extra files that `check` names and a rerun removes.
+/// so an interrupted save leaves at worst extra files, which `check` names for deletion.
 fn write_series(project: &Project, exported: &[Exported], version: u64) -> Result<()> {
     for e in exported {
         fsx::write_if_changed(&project.patch_path(&e.name), &e.bytes)?;

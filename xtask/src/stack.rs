@@ -151,7 +151,9 @@ pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
     for name in &project.stack.series {
         let path = project.patch_path(name);
         let shown = layout.show(&path);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        // Lossy: a patch to a Latin-1 file is still a patch; only the names we read must be UTF-8.
+        let Ok(text) = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned())
+        else {
             let line = project
                 .text
                 .lines()

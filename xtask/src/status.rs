@@ -56,7 +56,12 @@ impl Args {
             });
             println!(
                 "{:<13} {:<14} {:>3} patch(es)  v{:<3} {:<20} {}",
-                r.project, r.base, r.patches, r.version, r.checkout, behind
+                r.project,
+                r.base.chars().take(12).collect::<String>(),
+                r.patches,
+                r.version,
+                r.checkout,
+                behind
             );
             for d in &r.details {
                 println!("{:<13} {d}", "");
@@ -69,7 +74,7 @@ impl Args {
 fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStatus> {
     let s = &project.stack;
     let (upstream, base) = match (&s.upstream, &s.base) {
-        (Upstream::Git(url), Base::Commit(id)) => (url.clone(), git::short(id)),
+        (Upstream::Git(url), Base::Commit(id)) => (url.clone(), id.clone()),
         (Upstream::Pypi { pypi }, Base::Sdist { version, .. }) => {
             (format!("pypi:{pypi}"), version.clone())
         }

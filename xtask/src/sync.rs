@@ -39,18 +39,55 @@ pub struct Args {
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
+        let resuming = self.continue_ || self.skip || self.abort;
+        if resuming && self.projects.len() != 1 {
+            bail!(
+                "`--continue`, `--skip` and `--abort` act on one stack: name it, as in `cargo xtask sync --continue cpython`"
+            );
+        }
         let projects = layout.select(&self.projects)?;
+        // One stack's trouble does not keep the others from syncing; the run fails at the end.
+        let mut failed = Vec::new();
+        let mut stopped = None;
         for name in &projects {
-            let project = Project::load(layout, name)?;
-            let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask sync")?;
-            let message = if self.continue_ || self.skip {
-                resume(sh, layout, &project, self.skip)?
-            } else if self.abort {
-                abort(sh, layout, &project)?
-            } else {
-                sync_one(sh, layout, &project, self.force)?
-            };
-            println!("{name}: {message}");
+            let result = (|| {
+                let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask sync")?;
+                // Read the stack under the lock, so a concurrent save is seen whole.
+                let project = Project::load(layout, name)?;
+                if self.continue_ || self.skip {
+                    resume(sh, layout, &project, self.skip)
+                } else if self.abort {
+                    abort(sh, layout, &project)
+                } else {
+                    sync_one(sh, layout, &project, self.force)
+                }
+            })();
+            match result {
+                Ok(message) => println!("{name}: {message}"),
+                Err(e) => match e.downcast::<Stopped>() {
+                    Ok(s) => {
+                        eprintln!("{name}: stopped: {s}");
+                        stopped = Some(Stopped {
+                            report: format!("stack `{name}` is stopped at a patch (see above)"),
+                        });
+                    }
+                    Err(e) => {
+                        eprintln!("{name}: error: {e:#}");
+                        failed.push(name.clone());
+                    }
+                },
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "{} of {} stack(s) failed: {}",
+                failed.len(),
+                projects.len(),
+                failed.join(", ")
+            );
+        }
+        if let Some(s) = stopped {
+            return Err(s.into());
         }
         Ok(())
     }
@@ -80,6 +117,8 @@ pub struct Observed {
     pub state: Option<CheckoutState>,
     /// Where HEAD was when an interrupted sync started, if one was interrupted.
     pub before_sync: Option<String>,
+    /// `refs/xtask/base`: the base of whatever the tool last applied here.
+    pub base_ref: Option<String>,
     pub digest: String,
     pub uncommitted: Vec<String>,
 }
@@ -106,8 +145,11 @@ pub fn plan(o: &Observed) -> Plan {
     }
     // After an interrupted sync, the user's last HEAD is the one recorded when it started.
     let user_head = o.before_sync.as_ref().or(o.head.as_ref());
-    let moved_from = match (&o.state, user_head) {
-        (Some(s), Some(h)) if &s.tip != h => Some(s.tip.clone()),
+    let moved_from = match (&o.state, user_head, &o.base_ref) {
+        (Some(s), Some(h), _) if &s.tip != h => Some(s.tip.clone()),
+        // No record (a first sync that stopped and was continued, or a lost record): every
+        // commit on top of the base is work the tool cannot vouch for.
+        (None, Some(h), Some(b)) if h != b => Some(b.clone()),
         _ => None,
     };
     if !o.uncommitted.is_empty() || moved_from.is_some() {
@@ -150,6 +192,7 @@ fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<
         head: git::head_commit(repo).map(|h| h.to_string()),
         state: CheckoutState::read(&co.dir),
         before_sync: git::ref_target(repo, git::BEFORE_SYNC_REF).map(|h| h.to_string()),
+        base_ref: git::ref_target(repo, git::BASE_REF).map(|h| h.to_string()),
         digest: stack::series_digest(&base_identity(project), project)?,
         uncommitted,
     })
@@ -206,11 +249,17 @@ fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Resu
     }
 
     let base = resolve_base(sh, layout, &co, &repo, project)?;
-    if let Some(head) = &observed.head
-        && observed.before_sync.is_none()
-        && !observed.empty
-    {
-        co.update_ref(git::BEFORE_SYNC_REF, head, "xtask: sync started")?;
+    // Where to go back to on `--abort`, and the marker of a sync under way. A first sync has
+    // nothing checked out yet, so its starting point is the base itself.
+    if observed.before_sync.is_none() {
+        let start = if observed.empty {
+            Some(&base)
+        } else {
+            observed.head.as_ref()
+        };
+        if let Some(start) = start {
+            co.update_ref(git::BEFORE_SYNC_REF, start, "xtask: sync started")?;
+        }
     }
     // Already on the base with nothing changed (a series that was emptied, or a retry): the
     // checkout needs no rewrite, which saves a full index refresh on CPython.
@@ -328,9 +377,22 @@ fn describe_unsaved(
 
 /// Keeps HEAD, and uncommitted changes if any, under `refs/xtask/backup/`.
 fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
-    let stamp = SystemTime::now()
+    let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
+    let repo = co.open()?;
+    let mut n = 0;
+    let mut stamp = secs.to_string();
+    while repo
+        .find_reference(&format!("refs/xtask/backup/{stamp}"))
+        .is_ok()
+        || repo
+            .find_reference(&format!("refs/xtask/backup/{stamp}-uncommitted"))
+            .is_ok()
+    {
+        n += 1;
+        stamp = format!("{secs}.{n}");
+    }
     let mut refs = Vec::new();
     if let Some(head) = o.before_sync.as_ref().or(o.head.as_ref()) {
         let name = format!("refs/xtask/backup/{stamp}");
@@ -402,8 +464,9 @@ fn stopped(
 fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Result<String> {
     let co = Checkout::new(sh, &layout.checkout(&project.name));
     if !co.am_in_progress() {
+        let what = if skip { "skip" } else { "continue" };
         bail!(
-            "nothing to continue: `{}` is not stopped at a patch",
+            "nothing to {what}: `{}` is not stopped at a patch",
             layout.show(&co.dir)
         );
     }
@@ -442,6 +505,10 @@ fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
     match git::ref_target(&repo, git::BEFORE_SYNC_REF) {
         Some(before) => {
             co.reset_branch(&before.to_string())?;
+            // The base goes back too: to the one of the last sync or save, when known.
+            if let Some(state) = CheckoutState::read(&co.dir) {
+                co.update_ref(git::BASE_REF, &state.base, "xtask: sync aborted")?;
+            }
             co.delete_ref(git::BEFORE_SYNC_REF)?;
             Ok(format!("aborted; back at {}", git::short(before)))
         }

@@ -133,3 +133,49 @@ fn conflict_names_the_hunk_that_failed() {
         run.stderr
     );
 }
+
+#[test]
+fn a_continued_first_sync_is_protected_like_any_unsaved_work() {
+    let (w, _) = conflicted("first-continue");
+    // Same situation, but as the very first sync: no record of an earlier one.
+    std::fs::remove_dir_all(w.root.join("checkouts")).unwrap();
+    w.fails(&["sync"], 3);
+    let co = w.checkout("demo");
+    w.write(&co, "NEWS", "upstream news\nnews\n");
+    w.git(&co, &["add", "NEWS"]);
+    w.ok(&["sync", "--continue", "demo"]);
+    let head = w.head("demo");
+    let run = w.fails(&["sync"], 1);
+    assert!(run.stderr.contains("not saved:"), "{}", run.stderr);
+    assert_eq!(w.head("demo"), head, "the resolution is still there");
+}
+
+#[test]
+fn abort_restores_the_base_ref_too() {
+    let (w, _) = conflicted("abort-base");
+    let old_base = w.git(&w.upstream, &["rev-parse", "HEAD~1"]);
+    w.ok(&["sync", "--abort", "demo"]);
+    assert_eq!(
+        w.git(&w.checkout("demo"), &["rev-parse", "refs/xtask/base"]),
+        old_base
+    );
+    // Undo the stack change: everything agrees again.
+    let new_base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    let text = w.read_stack("demo").replace(&new_base, &old_base);
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), text).unwrap();
+    assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n");
+    assert!(w.ok(&["save", "demo"]).stdout.contains("nothing to save"));
+}
+
+#[test]
+fn resuming_needs_a_stack_name() {
+    let (w, _) = conflicted("resume-name");
+    for flag in ["--continue", "--skip", "--abort"] {
+        let run = w.fails(&["sync", flag], 1);
+        assert!(
+            run.stderr.contains("act on one stack: name it"),
+            "{}",
+            run.stderr
+        );
+    }
+}

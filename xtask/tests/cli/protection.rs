@@ -133,3 +133,21 @@ fn a_clone_killed_halfway_is_cleaned_up() {
     assert!(!leftover.exists());
     assert_eq!(w.head("demo"), base);
 }
+
+#[test]
+fn two_forced_syncs_in_one_second_keep_both_backups() {
+    let (w, _) = world_with_three_patches("two-backups");
+    let co = w.checkout("demo");
+    w.commit_in_checkout("demo", "a.txt", "a\n", "First throwaway");
+    w.ok(&["sync", "--force"]);
+    w.commit_in_checkout("demo", "b.txt", "b\n", "Second throwaway");
+    w.ok(&["sync", "--force"]);
+    let subjects = w.git(
+        &co,
+        &["for-each-ref", "--format=%(subject)", "refs/xtask/backup/"],
+    );
+    assert!(
+        subjects.contains("First throwaway") && subjects.contains("Second throwaway"),
+        "{subjects}"
+    );
+}

@@ -175,3 +175,31 @@ fn check_passes_a_good_stack() {
     let run = w.ok(&["sync"]);
     assert!(run.stdout.contains("synced 1 patch onto"), "{}", run.stdout);
 }
+
+#[test]
+fn a_patch_to_a_latin1_file_is_a_patch() {
+    let mut bytes = GOOD.replace("PATH", "latin1.txt").into_bytes();
+    let at = bytes.len() - 1;
+    bytes.splice(at..at, [b' ', 0xe9]); // "+x \xe9": not UTF-8
+    let w = World::new("latin1");
+    let base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    w.write_stack("demo", &base, &["a.patch"]);
+    std::fs::write(w.stack_dir("demo").join("a.patch"), bytes).unwrap();
+    w.ok(&["check"]);
+    w.ok(&["sync"]);
+    assert_eq!(
+        std::fs::read(w.checkout("demo").join("latin1.txt")).unwrap(),
+        b"x \xe9\n"
+    );
+}
+
+#[test]
+fn numbered_patch_names_are_refused() {
+    let w = world_with(
+        "numbered",
+        "",
+        &["0001-a.patch"],
+        &[("0001-a.patch", GOOD.replace("PATH", "a.txt"))],
+    );
+    refused(&w, "has a number prefix");
+}
