@@ -1,6 +1,8 @@
 //! `cargo xtask`: patch stacks against the Python ABI toolchain, and the experiment built
 //! from them. This file is the table of contents: one subcommand per module.
 
+mod absorb;
+mod changelog;
 mod check;
 mod fsx;
 mod git;
@@ -12,6 +14,7 @@ mod save;
 mod stack;
 mod status;
 mod sync;
+mod update;
 
 #[cfg(test)]
 mod tidy;

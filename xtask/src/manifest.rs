@@ -321,6 +321,34 @@ pub fn with_series(text: &str, version: u64, series: &[PatchName]) -> Result<Str
     Ok(text)
 }
 
+/// Rewrites the `base:` entry (a line for a commit, a block for an sdist), keeping the rest.
+pub fn with_base(text: &str, base: &Base) -> Result<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("base:"))
+        .ok_or_else(|| anyhow::anyhow!("no `base:` line"))?;
+    let mut end = at + 1;
+    while end < lines.len() && (lines[end].starts_with([' ', '\t']) || lines[end].trim().is_empty())
+    {
+        end += 1;
+    }
+    let new: Vec<String> = match base {
+        Base::Commit(id) => vec![format!("base: {id}")],
+        Base::Sdist { version, sha256 } => {
+            vec![
+                "base:".into(),
+                format!("  version: \"{version}\""),
+                format!("  sha256: {sha256}"),
+            ]
+        }
+    };
+    let mut out: Vec<String> = lines[..at].iter().map(|l| l.to_string()).collect();
+    out.extend(new);
+    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    Ok(out.join("\n") + "\n")
+}
+
 fn push_series(out: &mut Vec<String>, series: &[PatchName]) {
     if series.is_empty() {
         out.push("series: []".to_string());
@@ -417,6 +445,21 @@ mod tests {
             err.contains("stack.yaml:3:1: a git upstream needs a commit id"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn with_base_replaces_line_or_block() {
+        let out = with_base(GIT, &Base::Commit("a".repeat(40))).unwrap();
+        assert_eq!(parse("s", &out).unwrap().base, Base::Commit("a".repeat(40)));
+        assert!(out.starts_with("upstream: https://github.com/PyO3/pyo3\ntrack: main\nbase: aaaa"));
+        let pypi = "upstream:\n  pypi: x\ntrack: '>=1'\nbase:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5\nversion: 1\nseries: []\n";
+        let sdist = Base::Sdist {
+            version: "1.1".into(),
+            sha256: "b".repeat(64),
+        };
+        let out = with_base(pypi, &sdist).unwrap();
+        assert_eq!(parse("s", &out).unwrap().base, sdist);
+        assert!(out.ends_with("version: 1\nseries: []\n"), "{out}");
     }
 
     #[test]

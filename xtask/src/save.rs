@@ -110,16 +110,7 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
         }
     }
 
-    let scratch =
-        layout
-            .xtask_target()
-            .join(format!("save-{}-{}", project.name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("creating `{}`", scratch.display()))?;
-    let exported = export(&co, base, head, &scratch, project);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let exported = exported?;
+    let exported = export_range(&co, layout, base, head, project)?;
 
     let old: Vec<(PatchName, Option<Vec<u8>>)> = project
         .stack
@@ -153,6 +144,25 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
     CheckoutState::new(base.to_string(), head.to_string(), digest).write(&dir)?;
     co.delete_ref(git::BEFORE_SYNC_REF)?;
     Ok(summary)
+}
+
+/// Exports `base..head` through a scratch folder under `target/xtask/`.
+pub fn export_range(
+    co: &Checkout,
+    layout: &Layout,
+    base: git2::Oid,
+    head: git2::Oid,
+    project: &Project,
+) -> Result<Vec<Exported>> {
+    let scratch = layout
+        .xtask_target()
+        .join(format!("export-{}", project.name));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("creating `{}`", scratch.display()))?;
+    let exported = export(co, base, head, &scratch, project);
+    let _ = std::fs::remove_dir_all(&scratch);
+    exported
 }
 
 /// Exports `base..head` and names the files, checking each the way `check` will.
@@ -235,16 +245,28 @@ fn unique_name(wanted: &str, used: &BTreeSet<String>) -> PatchName {
 /// Writes the patch files, then `stack.yaml` (the commit point), then removes dropped files,
 /// so an interrupted save leaves at worst extra files, which `check` names for deletion.
 fn write_series(project: &Project, exported: &[Exported], version: u64) -> Result<()> {
-    for e in exported {
-        fsx::write_if_changed(&project.patch_path(&e.name), &e.bytes)?;
-    }
     let names: Vec<PatchName> = exported.iter().map(|e| e.name.clone()).collect();
     let text = manifest::with_series(&project.text, version, &names)
         .with_context(|| format!("updating `{}`", project.manifest_path.display()))?;
-    fsx::write_atomic(&project.manifest_path, text.as_bytes())?;
-    for old in &project.stack.series {
-        if !names.contains(old) {
-            let path = project.patch_path(old);
+    write_files(&project.dir, &project.stack.series, exported, &text)
+}
+
+/// Writes a stack folder: patch files first, then `stack.yaml` (the commit point), then
+/// removes the files of patches that left the series.
+pub fn write_files(
+    dir: &Path,
+    old_series: &[PatchName],
+    exported: &[Exported],
+    manifest_text: &str,
+) -> Result<()> {
+    for e in exported {
+        fsx::write_if_changed(&dir.join(e.name.as_str()), &e.bytes)?;
+    }
+    fsx::write_atomic(&dir.join("stack.yaml"), manifest_text.as_bytes())?;
+    let names: Vec<&PatchName> = exported.iter().map(|e| &e.name).collect();
+    for old in old_series {
+        if !names.contains(&old) {
+            let path = dir.join(old.as_str());
             std::fs::remove_file(&path)
                 .or_else(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {

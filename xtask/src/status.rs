@@ -37,6 +37,8 @@ pub struct StackStatus {
     pub behind: Option<usize>,
     pub checkout: &'static str,
     pub details: Vec<String>,
+    /// The last `sync --update --dry-run`: per patch, what would happen on the newest upstream.
+    pub last_dry_run: Option<crate::update::DryRun>,
 }
 
 impl Args {
@@ -90,6 +92,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         behind: None,
         checkout: "missing",
         details: Vec::new(),
+        last_dry_run: None,
     };
     let dir = layout.checkout(&project.name);
     if !dir.exists() {
@@ -102,6 +105,38 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         if let (Some(t), Ok(b)) = (tracked, git2::Oid::from_str(id)) {
             row.behind = repo.graph_ahead_behind(t, b).ok().map(|(ahead, _)| ahead);
         }
+    }
+    if let Ok(Some(st)) = crate::update::UpdateState::read(&dir) {
+        let at = st
+            .patches
+            .get(st.done.len())
+            .map_or("the end".to_string(), |p| format!("`{p}`"));
+        row.details.push(format!(
+            "update to {} under way, {} at {at}",
+            git::short(&st.new_base),
+            if st.stopped { "stopped" } else { "interrupted" }
+        ));
+    }
+    if let Some(dry) = crate::update::DryRun::read(&dir) {
+        let count = |label: &str| {
+            dry.patches
+                .iter()
+                .filter(|(_, o)| o.label() == label)
+                .count()
+        };
+        row.details.push(format!(
+            "last dry run ({}) onto {}: {} apply, {} absorbed, {} conflict(s), {} shrunk",
+            dry.date,
+            git::short(&dry.new_base),
+            count("applies") + count("changed"),
+            count("absorbed"),
+            count("conflicts"),
+            count("shrunk")
+        ));
+        for (name, o) in &dry.patches {
+            row.details.push(format!("  {name}: {}", o.describe()));
+        }
+        row.last_dry_run = Some(dry);
     }
     let state = CheckoutState::read(&dir);
     let head = git::head_commit(&repo);

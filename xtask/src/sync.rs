@@ -32,9 +32,23 @@ pub struct Args {
     /// Leave out the patch that stopped the sync and go on; it disappears at the next `save`.
     #[arg(long, conflicts_with_all = ["abort", "force"])]
     pub skip: bool,
-    /// Give up a stopped sync and put the checkout back as it was before.
+    /// Give up a stopped sync or update and put the checkout (and, for an update, the stack
+    /// files) back as they were.
     #[arg(long, conflicts_with = "force")]
     pub abort: bool,
+    /// Move each stack onto the newest upstream `track` (or `--to`): replay the series patch by
+    /// patch, drop what upstream absorbed, stop at conflicts, then save the stack with a new
+    /// base and version and a CHANGELOG.md entry.
+    #[arg(long, conflicts_with_all = ["force", "continue_", "skip", "abort"])]
+    pub update: bool,
+    /// With `--update`: the upstream revision (commit, branch or tag; for PyPI a version) to
+    /// move to instead of the newest `track`.
+    #[arg(long, requires = "update", value_name = "REV")]
+    pub to: Option<String>,
+    /// With `--update`: say per patch what would happen (applies, absorbed, conflicts) without
+    /// changing the checkout or the stack files. `status` shows the last result.
+    #[arg(long, requires = "update")]
+    pub dry_run: bool,
 }
 
 impl Args {
@@ -54,7 +68,29 @@ impl Args {
                 let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask sync")?;
                 // Read the stack under the lock, so a concurrent save is seen whole.
                 let project = Project::load(layout, name)?;
-                if self.continue_ || self.skip {
+                let updating = crate::update::UpdateState::read(&layout.checkout(name))?.is_some();
+                if self.update {
+                    crate::update::update_one(
+                        sh,
+                        layout,
+                        &project,
+                        self.to.as_deref(),
+                        self.dry_run,
+                    )
+                } else if updating && resuming {
+                    let how = if self.continue_ {
+                        crate::update::Resume::Continue
+                    } else if self.skip {
+                        crate::update::Resume::Skip
+                    } else {
+                        crate::update::Resume::Abort
+                    };
+                    crate::update::resume(sh, layout, &project, how)
+                } else if updating {
+                    bail!(
+                        "an update of `{name}` is under way: run `cargo xtask sync --update {name}` to go on, or `cargo xtask sync --abort {name}`"
+                    )
+                } else if self.continue_ || self.skip {
                     resume(sh, layout, &project, self.skip)
                 } else if self.abort {
                     abort(sh, layout, &project)
@@ -198,7 +234,7 @@ fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<
     })
 }
 
-fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
+pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
     stack::require_clean_lint(layout, project)?;
     let dir = layout.checkout(&project.name);
     let shown = layout.show(&dir);

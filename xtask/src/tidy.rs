@@ -7,12 +7,28 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Every `.rs` file under `xtask/src`, recursively.
+fn sources() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root().join("xtask/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn every_module_says_what_it_owns() {
-    let src = root().join("xtask/src");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
+    for path in sources() {
+        {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 text.starts_with("//! "),
@@ -49,8 +65,7 @@ fn lockfile_has_the_fixed_libgit2() {
 
 #[test]
 fn no_subprocess_outside_xshell() {
-    for entry in std::fs::read_dir(root().join("xtask/src")).unwrap() {
-        let path = entry.unwrap().path();
+    for path in sources() {
         let text = std::fs::read_to_string(&path).unwrap();
         let needle = ["std::process::", "Command"].concat();
         assert!(

@@ -9,3 +9,4 @@ mod pypi;
 mod refusals;
 mod save;
 mod sync;
+mod update;

@@ -1,10 +1,13 @@
-//! The one place that talks to git: the `git` CLI (through xshell) for network, `am` and
+//! The one place that talks to git (this module and `history`): the `git` CLI (through xshell) for network, `am` and
 //! `format-patch`, where its behaviour is the reference; git2 for fast reads.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
+
+mod history;
+pub use history::UpstreamChange;
 
 /// The committer every commit made by the tool carries, so that applying the same series to
 /// the same base gives the same commit ids on every machine (and so that a machine with no
@@ -104,7 +107,7 @@ impl<'a> Checkout<'a> {
             .with_context(|| format!("opening git repository `{}`", self.dir.display()))
     }
 
-    fn git(&self) -> xshell::Cmd<'a> {
+    pub(crate) fn git(&self) -> xshell::Cmd<'a> {
         let dir = &self.dir;
         cmd!(self.sh, "git -C {dir} {FIXED_CONFIG...}").quiet()
     }

@@ -1,0 +1,676 @@
+//! `cargo xtask sync --update`: move a stack onto the newest upstream, one patch at a time,
+//! dropping what upstream absorbed, stopping where a person must decide, and recording it.
+//!
+//! The update is a resumable transaction kept in `.git/xtask-update.json`: the stack folder is
+//! copied to `.git/xtask-update-backup/` first (the patches are replayed from that copy and
+//! `--abort` restores it byte for byte), each replayed patch is recorded before the next one
+//! starts, and the stack files are written only at the end, from the copy and HEAD, so a
+//! rerun after any interruption reaches the same result.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use crate::absorb::{self, Evidence, Outcome};
+use crate::changelog;
+use crate::git::{self, AmOutcome, Checkout, UpstreamChange};
+use crate::manifest::{self, Base, PatchName, Upstream};
+use crate::pypi;
+use crate::save;
+use crate::stack::{self, CheckoutState, Layout, Project};
+use crate::sync::Stopped;
+
+/// The record of an update under way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateState {
+    pub version: u32,
+    pub old_base: String,
+    pub new_base: String,
+    /// What `base:` in `stack.yaml` becomes.
+    pub new_pin: Base,
+    pub old_tip: String,
+    pub old_state: Option<CheckoutState>,
+    pub commits_between: Option<usize>,
+    pub patches: Vec<String>,
+    pub done: Vec<(String, Outcome)>,
+    /// HEAD after the last recorded step.
+    pub head: String,
+    /// Waiting for a person at patch `done.len()`.
+    pub stopped: bool,
+    pub upstream_ids: Vec<(String, UpstreamChange)>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+fn state_path(co: &Path) -> PathBuf {
+    co.join(".git").join("xtask-update.json")
+}
+
+fn backup_dir(co: &Path) -> PathBuf {
+    co.join(".git").join("xtask-update-backup")
+}
+
+fn dry_run_path(co: &Path) -> PathBuf {
+    co.join(".git").join("xtask-dry-run.json")
+}
+
+impl UpdateState {
+    pub fn read(co: &Path) -> Result<Option<UpdateState>> {
+        let path = state_path(co);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let st: UpdateState =
+            serde_json::from_str(&text).with_context(|| format!("reading `{}`", path.display()))?;
+        if st.version != STATE_VERSION {
+            bail!(
+                "`{}` has version {}, this tool knows {STATE_VERSION}",
+                path.display(),
+                st.version
+            );
+        }
+        Ok(Some(st))
+    }
+
+    fn write(&self, co: &Path) -> Result<()> {
+        crate::fsx::write_atomic(
+            &state_path(co),
+            (serde_json::to_string_pretty(self)? + "\n").as_bytes(),
+        )
+    }
+}
+
+/// The last dry run's result, which `status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DryRun {
+    pub date: String,
+    pub new_base: String,
+    pub commits_between: Option<usize>,
+    pub patches: Vec<(String, Outcome)>,
+}
+
+impl DryRun {
+    pub fn read(co: &Path) -> Option<DryRun> {
+        serde_json::from_str(&std::fs::read_to_string(dry_run_path(co)).ok()?).ok()
+    }
+}
+
+/// Crash-test hook: `XTASK_KILL_AT=<point>` aborts the process there, as a kill would.
+fn checkpoint(point: &str) {
+    if std::env::var("XTASK_KILL_AT").is_ok_and(|p| p == point) {
+        eprintln!("xtask: killed at {point} (XTASK_KILL_AT)");
+        std::process::abort();
+    }
+}
+
+/// `sync --update` for one stack.
+pub fn update_one(
+    sh: &Shell,
+    layout: &Layout,
+    project: &Project,
+    to: Option<&str>,
+    dry_run: bool,
+) -> Result<String> {
+    let dir = layout.checkout(&project.name);
+    let co = Checkout::new(sh, &dir);
+    if let Some(st) = UpdateState::read(&dir)? {
+        if dry_run {
+            bail!(
+                "an update of `{}` is under way; finish it before a dry run",
+                project.name
+            );
+        }
+        if st.stopped {
+            bail!(
+                "the update of `{0}` is stopped at `{1}`; resolve and `cargo xtask sync --continue {0}`, or `--skip {0}`, or `--abort {0}`",
+                project.name,
+                st.patches[st.done.len()]
+            );
+        }
+        eprintln!("{}: resuming the interrupted update", project.name);
+        return run_to_end(layout, project, &co, st);
+    }
+    // Start from a checkout that equals its stack.
+    crate::sync::sync_one(sh, layout, project, false)
+        .context("the checkout must match its stack before an update")?;
+    let repo = co.open()?;
+    let old_tip = git::head_commit(&repo).context("no HEAD")?.to_string();
+    let old_base = git::ref_target(&repo, git::BASE_REF)
+        .context("no base ref")?
+        .to_string();
+    let (new_base, new_pin) = find_new_base(sh, layout, &co, &repo, project, to)?;
+    if new_base == old_base {
+        let _ = std::fs::remove_file(dry_run_path(&dir));
+        return Ok(format!(
+            "already on the newest `{}` ({})",
+            project.stack.track,
+            git::short(&old_base)
+        ));
+    }
+    let is_git = matches!(project.stack.upstream, Upstream::Git(_));
+    let (commits_between, upstream_ids) = if is_git {
+        let (new, old) = (
+            git2::Oid::from_str(&new_base)?,
+            git2::Oid::from_str(&old_base)?,
+        );
+        let n = repo.graph_ahead_behind(new, old).map(|(a, _)| a).ok();
+        (
+            n,
+            co.upstream_patch_ids(&old_base, &new_base, &series_paths(project))?,
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let patches: Vec<String> = project.stack.series.iter().map(|p| p.to_string()).collect();
+    let st = UpdateState {
+        version: STATE_VERSION,
+        old_base,
+        new_base: new_base.clone(),
+        new_pin,
+        old_tip,
+        old_state: CheckoutState::read(&dir),
+        commits_between,
+        patches,
+        done: Vec::new(),
+        head: new_base.clone(),
+        stopped: false,
+        upstream_ids,
+    };
+    if dry_run {
+        return dry(layout, project, &co, st);
+    }
+    // The transaction starts: copy the stack folder, record, then move the checkout.
+    copy_dir(&project.dir, &backup_dir(&dir))?;
+    co.enable_rerere()?;
+    st.write(&dir)?;
+    checkpoint("after-start");
+    co.update_ref(git::BEFORE_SYNC_REF, &st.old_tip, "xtask: update started")?;
+    co.reset_branch(&new_base)?;
+    run_to_end(layout, project, &co, st)
+}
+
+/// `--continue`, `--skip` or `--abort` of a stopped update.
+pub fn resume(sh: &Shell, layout: &Layout, project: &Project, how: Resume) -> Result<String> {
+    let dir = layout.checkout(&project.name);
+    let co = Checkout::new(sh, &dir);
+    let mut st = UpdateState::read(&dir)?.context("no update under way")?;
+    match how {
+        Resume::Abort => return abort(layout, project, &co, &st),
+        Resume::Continue | Resume::Skip if !st.stopped => {
+            bail!("the update of `{}` is not stopped at a patch", project.name)
+        }
+        Resume::Continue => {
+            let before = st.head.clone();
+            if let AmOutcome::Stopped { .. } = co.am_continue()? {
+                bail!(
+                    "git am could not go on: are all conflicts resolved and `git add`ed? (`git -C {} status`)",
+                    layout.show(&dir)
+                );
+            }
+            let head = head_of(&co)?;
+            let outcome = if head == before {
+                Outcome::SkippedByHand
+            } else {
+                Outcome::ResolvedByHand
+            };
+            record(&co, &mut st, outcome, head)?;
+        }
+        Resume::Skip => {
+            co.am_skip()?;
+            let head = head_of(&co)?;
+            record(&co, &mut st, Outcome::SkippedByHand, head)?;
+        }
+    }
+    run_to_end(layout, project, &co, st)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Resume {
+    Continue,
+    Skip,
+    Abort,
+}
+
+fn head_of(co: &Checkout) -> Result<String> {
+    Ok(git::head_commit(&co.open()?)
+        .context("no HEAD")?
+        .to_string())
+}
+
+fn record(co: &Checkout, st: &mut UpdateState, outcome: Outcome, head: String) -> Result<()> {
+    let name = st.patches[st.done.len()].clone();
+    st.done.push((name, outcome));
+    st.head = head;
+    st.stopped = false;
+    st.write(&co.dir)
+}
+
+fn series_paths(project: &Project) -> Vec<String> {
+    let mut paths = Vec::new();
+    for p in &project.stack.series {
+        if let Ok(bytes) = std::fs::read(project.patch_path(p))
+            && let Ok(info) = crate::patch::parse(&String::from_utf8_lossy(&bytes))
+        {
+            paths.extend(info.paths);
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn find_new_base(
+    sh: &Shell,
+    layout: &Layout,
+    co: &Checkout,
+    repo: &git2::Repository,
+    project: &Project,
+    to: Option<&str>,
+) -> Result<(String, Base)> {
+    match &project.stack.upstream {
+        Upstream::Git(_) => {
+            let id = match to {
+                Some(rev) if manifest::is_full_hex(rev, 40) && co.has_commit(repo, rev) => {
+                    rev.to_string()
+                }
+                Some(rev) => {
+                    co.fetch_commit(rev)?;
+                    let repo = co.open()?;
+
+                    repo.revparse_single("FETCH_HEAD")?
+                        .peel_to_commit()?
+                        .id()
+                        .to_string()
+                }
+                None => {
+                    eprintln!("{}: fetching `{}`", project.name, project.stack.track);
+                    co.fetch_branch(&project.stack.track)?;
+                    let r = format!("refs/remotes/origin/{}", project.stack.track);
+                    git::ref_target(&co.open()?, &r)
+                        .with_context(|| format!("no `{r}` after fetching"))?
+                        .to_string()
+                }
+            };
+            Ok((id.clone(), Base::Commit(id)))
+        }
+        Upstream::Pypi { pypi: name } => {
+            let version = match to {
+                Some(v) => v.to_string(),
+                None => {
+                    let all = pypi::sdist_versions(sh, name)?;
+                    pypi::newest_matching(&all, &project.stack.track)?.with_context(|| {
+                        format!("no {name} release matches `{}`", project.stack.track)
+                    })?
+                }
+            };
+            if let Base::Sdist {
+                version: cur,
+                sha256,
+            } = &project.stack.base
+                && *cur == version
+            {
+                let id = git::ref_target(repo, &pypi::import_ref(sha256))
+                    .context("sdist not imported")?;
+                return Ok((id.to_string(), project.stack.base.clone()));
+            }
+            eprintln!("{}: downloading the {name} {version} sdist", project.name);
+            let sdist = pypi::find_sdist(sh, name, &version)?;
+            let archive = pypi::download(
+                sh,
+                &sdist,
+                &sdist.sha256,
+                &layout.xtask_target().join("sdists"),
+            )?;
+            let id = pypi::import(
+                co,
+                &archive,
+                name,
+                &version,
+                &sdist.sha256,
+                &layout.xtask_target(),
+            )?;
+            Ok((
+                id,
+                Base::Sdist {
+                    version,
+                    sha256: sdist.sha256,
+                },
+            ))
+        }
+    }
+}
+
+/// What replaying one patch came to.
+enum Step {
+    Done(Outcome),
+    /// A conflict a person must resolve; the report says how.
+    Stopped(String),
+}
+
+/// Replays patch `st.done.len()` on HEAD, deciding whether upstream absorbed it.
+fn replay_one(
+    layout: &Layout,
+    project: &Project,
+    co: &Checkout,
+    st: &UpdateState,
+    patch: &Path,
+) -> Result<Step> {
+    let touched = |paths: &[String]| -> Vec<UpstreamChange> {
+        if st.commits_between.is_some() {
+            co.commits_touching(&st.old_base, &st.new_base, paths)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
+    let text = String::from_utf8_lossy(&std::fs::read(patch)?).into_owned();
+    let paths = crate::patch::parse(&text)
+        .map(|i| i.paths)
+        .unwrap_or_default();
+    if let Some(pid) = co.patch_id_of_file(patch)?
+        && let Some((_, commit)) = st.upstream_ids.iter().find(|(p, _)| *p == pid)
+    {
+        return Ok(Step::Done(Outcome::Absorbed {
+            evidence: Evidence::PatchId {
+                commit: commit.clone(),
+            },
+        }));
+    }
+    if co.applies_in_reverse(patch)? {
+        return Ok(Step::Done(Outcome::Absorbed {
+            evidence: Evidence::AppliesInReverse {
+                touched_by: touched(&paths),
+            },
+        }));
+    }
+    let before = head_of(co)?;
+    match co.am(&[patch.to_path_buf()])? {
+        AmOutcome::Applied => {
+            let after = head_of(co)?;
+            if after == before {
+                return Ok(Step::Done(Outcome::Absorbed {
+                    evidence: Evidence::EmptyMerge {
+                        touched_by: touched(&paths),
+                    },
+                }));
+            }
+            let old = absorb::changed_lines(&text);
+            let new = absorb::changed_lines(&co.commit_diff(&after)?);
+            Ok(Step::Done(absorb::compare(&old, &new)))
+        }
+        AmOutcome::Stopped { .. } => {
+            let files = co.conflicted_files()?;
+            if files.is_empty() && co.staged_changes()? {
+                // Only rerere stages a merge result while `git am` is stopped.
+                if let AmOutcome::Applied = co.am_continue()? {
+                    return Ok(Step::Done(Outcome::ResolvedByRerere));
+                }
+            }
+            let upstream = touched(if files.is_empty() { &paths } else { &files });
+            Ok(Step::Stopped(conflict_report(
+                layout, project, co, st, &files, &upstream,
+            )))
+        }
+    }
+}
+
+fn conflict_report(
+    layout: &Layout,
+    project: &Project,
+    co: &Checkout,
+    st: &UpdateState,
+    files: &[String],
+    upstream: &[UpstreamChange],
+) -> String {
+    let n = st.done.len();
+    let name = &project.name;
+    let shown = layout.show(&co.dir);
+    let mut r = format!(
+        "patch `{}` ({} of {}) conflicts with upstream on {}\n",
+        st.patches[n],
+        n + 1,
+        st.patches.len(),
+        git::short(&st.new_base)
+    );
+    for f in files {
+        r.push_str(&format!("  conflict in: {f}\n"));
+    }
+    for (at, _) in co.failed_hunks().unwrap_or_default() {
+        r.push_str(&format!("  hunk at {at} does not apply as is\n"));
+    }
+    if !upstream.is_empty() {
+        r.push_str("  upstream commits since the old base that touch these files:\n");
+        for c in upstream.iter().take(10) {
+            r.push_str(&format!("    {} {}\n", git::short(&c.id), c.subject));
+        }
+    }
+    r.push_str(&format!(
+        "to go on, in `{shown}`:\n  resolve: fix the files, `git add` them, then `cargo xtask sync --continue {name}`\n  drop the patch: `cargo xtask sync --skip {name}` (recorded as dropped by hand)\n  give up: `cargo xtask sync --abort {name}` restores the checkout and patches/{name}/ as they were"
+    ));
+    r
+}
+
+/// Replays the remaining patches, then writes the stack. Stops (exit 3) at a conflict.
+fn run_to_end(
+    layout: &Layout,
+    project: &Project,
+    co: &Checkout,
+    mut st: UpdateState,
+) -> Result<String> {
+    let dir = co.dir.clone();
+    // A step that was under way when the process died is redone from the recorded HEAD.
+    if co.am_in_progress() {
+        co.am_abort()?;
+    }
+    if head_of(co)? != st.head {
+        co.reset_branch(&st.head)?;
+    }
+    let backup = backup_dir(&dir);
+    while st.done.len() < st.patches.len() {
+        let name = st.patches[st.done.len()].clone();
+        checkpoint("before-patch");
+        match replay_one(layout, project, co, &st, &backup.join(&name))? {
+            Step::Done(outcome) => {
+                eprintln!("{}: {name}: {}", project.name, outcome.describe());
+                let head = head_of(co)?;
+                checkpoint("before-record");
+                record(co, &mut st, outcome, head)?;
+            }
+            Step::Stopped(report) => {
+                st.stopped = true;
+                st.write(&dir)?;
+                return Err(Stopped { report }.into());
+            }
+        }
+    }
+    finish(co, layout, project, &st)
+}
+
+/// Writes the new stack from the backup copy and HEAD; safe to repeat after an interruption.
+fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -> Result<String> {
+    let dir = co.dir.clone();
+    let backup = backup_dir(&dir);
+    let old_text = crate::fsx::read_to_string(&backup.join("stack.yaml"))?;
+    let old = Project {
+        name: project.name.clone(),
+        dir: backup.clone(),
+        manifest_path: backup.join("stack.yaml"),
+        stack: manifest::parse("stack.yaml (before the update)", &old_text)?,
+        text: old_text,
+    };
+    let head = git2::Oid::from_str(&head_of(co)?)?;
+    let exported = save::export_range(co, layout, git2::Oid::from_str(&st.new_base)?, head, &old)?;
+    let version = (old.stack.version, old.stack.version + 1);
+    let names: Vec<PatchName> = exported.iter().map(|e| e.name.clone()).collect();
+    let text = manifest::with_series(
+        &manifest::with_base(&old.text, &st.new_pin)?,
+        version.1,
+        &names,
+    )?;
+    let range_diff = co
+        .range_diff_summary(
+            (&st.old_base, &st.old_tip),
+            (&st.new_base, &head.to_string()),
+        )
+        .unwrap_or_default();
+    let shown_base = |b: &str, pin: Option<&Base>| match pin {
+        Some(Base::Sdist { version, .. }) => format!("{version} ({})", git::short(b)),
+        _ => git::short(b),
+    };
+    let entry = changelog::render(&changelog::Entry {
+        date: changelog::today(),
+        old_base: &shown_base(&st.old_base, Some(&old.stack.base)),
+        new_base: &shown_base(&st.new_base, Some(&st.new_pin)),
+        commits_between: st.commits_between,
+        version,
+        outcomes: &st.done,
+        range_diff: &range_diff,
+    });
+    let old_log = std::fs::read_to_string(backup.join("CHANGELOG.md"))
+        .unwrap_or_else(|_| changelog::HEADER.to_string());
+    checkpoint("before-write");
+    save::write_files(&project.dir, &old.stack.series, &exported, &text)?;
+    checkpoint("after-write");
+    crate::fsx::write_atomic(
+        &project.dir.join("CHANGELOG.md"),
+        (old_log + &entry).as_bytes(),
+    )?;
+    let project = Project::load(layout, &project.name)?;
+    let base_id = match &project.stack.base {
+        Base::Commit(id) => id.clone(),
+        Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
+    };
+    co.update_ref(git::BASE_REF, &st.new_base, "xtask: update")?;
+    CheckoutState::new(
+        st.new_base.clone(),
+        head.to_string(),
+        stack::series_digest(&base_id, &project)?,
+    )
+    .write(&dir)?;
+    co.delete_ref(git::BEFORE_SYNC_REF)?;
+    let _ = std::fs::remove_file(dry_run_path(&dir));
+    std::fs::remove_file(state_path(&dir))?;
+    let _ = std::fs::remove_dir_all(&backup);
+    let dropped = st.done.iter().filter(|(_, o)| !o.kept()).count();
+    Ok(format!(
+        "updated onto {}: {} patch(es) kept, {dropped} dropped; version {} -> {}; see patches/{}/CHANGELOG.md",
+        git::short(&st.new_base),
+        names.len(),
+        version.0,
+        version.1,
+        project.name
+    ))
+}
+
+fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) -> Result<String> {
+    let dir = co.dir.clone();
+    if co.am_in_progress() {
+        co.am_abort()?;
+    }
+    co.reset_branch(&st.old_tip)?;
+    co.update_ref(git::BASE_REF, &st.old_base, "xtask: update aborted")?;
+    let backup = backup_dir(&dir);
+    if backup.is_dir() {
+        restore_dir(&backup, &project.dir)?;
+    }
+    match &st.old_state {
+        Some(s) => s.write(&dir)?,
+        None => {
+            let _ = std::fs::remove_file(dir.join(".git/xtask-state.json"));
+        }
+    }
+    co.delete_ref(git::BEFORE_SYNC_REF)?;
+    std::fs::remove_file(state_path(&dir))?;
+    let _ = std::fs::remove_dir_all(&backup);
+    Ok(format!(
+        "update aborted; checkout and {} are as before",
+        layout.show(&project.dir)
+    ))
+}
+
+/// A dry run: the same replay in a scratch clone that shares the checkout's objects.
+fn dry(layout: &Layout, project: &Project, co: &Checkout, mut st: UpdateState) -> Result<String> {
+    let scratch = layout
+        .xtask_target()
+        .join(format!("dry-run-{}", project.name));
+    let clone = co.shared_clone(&scratch)?;
+    let result = (|| -> Result<()> {
+        clone.enable_rerere()?;
+        clone.reset_branch(&st.new_base)?;
+        while st.done.len() < st.patches.len() {
+            let name = st.patches[st.done.len()].clone();
+            let step = replay_one(layout, project, &clone, &st, &project.dir.join(&name))?;
+            let outcome = match step {
+                Step::Done(o) => o,
+                Step::Stopped(_) => {
+                    let files = clone.conflicted_files()?;
+                    let upstream = if st.commits_between.is_some() {
+                        clone.commits_touching(&st.old_base, &st.new_base, &files)?
+                    } else {
+                        Vec::new()
+                    };
+                    clone.am_abort()?;
+                    Outcome::Conflict { files, upstream }
+                }
+            };
+            st.done.push((name, outcome));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    let report = DryRun {
+        date: changelog::today(),
+        new_base: st.new_base.clone(),
+        commits_between: st.commits_between,
+        patches: st.done.clone(),
+    };
+    crate::fsx::write_atomic(
+        &dry_run_path(&co.dir),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let mut out = format!(
+        "dry run onto {}{}: nothing was changed",
+        git::short(&st.new_base),
+        st.commits_between
+            .map_or(String::new(), |n| format!(" ({n} upstream commits)"))
+    );
+    for (name, o) in &st.done {
+        out.push_str(&format!("\n  {name}: {}", o.describe()));
+    }
+    Ok(out)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).with_context(|| format!("creating `{}`", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("copying `{}`", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `to` hold exactly the files of `from`, byte for byte.
+fn restore_dir(from: &Path, to: &Path) -> Result<()> {
+    let wanted: Vec<_> = std::fs::read_dir(from)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() && !wanted.contains(&entry.file_name()) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for name in wanted {
+        crate::fsx::write_if_changed(&to.join(&name), &std::fs::read(from.join(&name))?)?;
+    }
+    Ok(())
+}
