@@ -206,7 +206,7 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, how: Resume) -> Re
             let before = st.head.clone();
             if let AmOutcome::Stopped { .. } = co.am_continue()? {
                 bail!(
-                    "git am could not go on: are all conflicts resolved and `git add`ed? (`git -C {} status`)",
+                    "git am could not go on: are all conflicts resolved and `git add`ed? (`git -C {} status`; if the resolution leaves nothing of the patch, use `--skip`)",
                     layout.show(&dir)
                 );
             }

@@ -132,16 +132,27 @@ fn make_releases(w: &World, releases: &[(&str, &[(&str, &str)])]) -> (String, Ve
         let archive = files_dir.join(format!("pkg-{version}.tar.gz"));
         let sh = &w.sh;
         let name = format!("pkg-{version}");
-        cmd!(sh, "tar --sort=name --mtime=@0 --owner=0 --group=0 -czf {archive} -C {parent} {name}").run().unwrap();
+        cmd!(
+            sh,
+            "tar --sort=name --mtime=@0 --owner=0 --group=0 -czf {archive} -C {parent} {name}"
+        )
+        .run()
+        .unwrap();
         let sha = sha256(&archive);
         entries.push(format!(
             r#"{{"filename":"pkg-{version}.tar.gz","url":"../../files/pkg-{version}.tar.gz","hashes":{{"sha256":"{sha}"}}}}"#
         ));
         shas.push(sha);
     }
-    let json = format!(r#"{{"meta":{{"api-version":"1.1"}},"files":[{}]}}"#, entries.join(","));
+    let json = format!(
+        r#"{{"meta":{{"api-version":"1.1"}},"files":[{}]}}"#,
+        entries.join(",")
+    );
     w.write(&w.tmp.join("index/simple/pkg"), "index.json", &json);
-    (format!("file://{}", w.tmp.join("index/simple").display()), shas)
+    (
+        format!("file://{}", w.tmp.join("index/simple").display()),
+        shas,
+    )
 }
 
 #[test]
@@ -158,26 +169,60 @@ fn update_follows_the_track_specifier_to_the_newest_sdist() {
         ],
     );
     std::fs::create_dir_all(w.stack_dir("pkg")).unwrap();
-    let text = format!("upstream:\n  pypi: pkg\ntrack: \">=1.0,<2\"\nbase:\n  version: \"1.0\"\n  sha256: {}\nversion: 1\nseries: []\n", shas[0]);
+    let text = format!(
+        "upstream:\n  pypi: pkg\ntrack: \">=1.0,<2\"\nbase:\n  version: \"1.0\"\n  sha256: {}\nversion: 1\nseries: []\n",
+        shas[0]
+    );
     std::fs::write(w.stack_dir("pkg").join("stack.yaml"), text).unwrap();
     let with_index = |args: &[&str]| {
-        let run = Run::from(w.xtask_cmd(args).env("XTASK_INDEX_URL", &index).output().unwrap());
+        let run = Run::from(
+            w.xtask_cmd(args)
+                .env("XTASK_INDEX_URL", &index)
+                .output()
+                .unwrap(),
+        );
         assert_eq!(run.code, 0, "{args:?}: {}\n{}", run.stdout, run.stderr);
         run
     };
     with_index(&["sync"]);
     // One patch 1.1 absorbs, one it leaves alone.
     w.commit_in_checkout("pkg", "pkg/core.py", &fixed, "Fix line three");
-    w.commit_in_checkout("pkg", "pkg/extra.py", &lines.replace("line 9\n", "line nine\n"), "Fix line nine");
+    w.commit_in_checkout(
+        "pkg",
+        "pkg/extra.py",
+        &lines.replace("line 9\n", "line nine\n"),
+        "Fix line nine",
+    );
     w.ok(&["save", "pkg"]);
     let dry = with_index(&["sync", "--update", "--dry-run"]);
-    assert!(dry.stdout.contains("Fix-line-three.patch: absorbed"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("Fix-line-three.patch: absorbed"),
+        "{}",
+        dry.stdout
+    );
     let run = with_index(&["sync", "--update"]);
-    assert!(run.stdout.contains("1 patch(es) kept, 1 dropped"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 patch(es) kept, 1 dropped"),
+        "{}",
+        run.stdout
+    );
     let stack = std::fs::read_to_string(w.stack_dir("pkg").join("stack.yaml")).unwrap();
-    assert!(stack.contains(&format!("base:\n  version: \"1.1\"\n  sha256: {}\nversion: 3\n", shas[1])), "{stack}");
+    assert!(
+        stack.contains(&format!(
+            "base:\n  version: \"1.1\"\n  sha256: {}\nversion: 3\n",
+            shas[1]
+        )),
+        "{stack}"
+    );
     let log = std::fs::read_to_string(w.stack_dir("pkg").join("CHANGELOG.md")).unwrap();
-    assert!(log.contains("New upstream release.") && log.contains("-> 1.1 ("), "{log}");
+    assert!(
+        log.contains("New upstream release.") && log.contains("-> 1.1 ("),
+        "{log}"
+    );
     assert_eq!(w.ok(&["sync"]).stdout, "pkg: up to date\n");
-    assert!(with_index(&["sync", "--update"]).stdout.contains("already on the newest"));
+    assert!(
+        with_index(&["sync", "--update"])
+            .stdout
+            .contains("already on the newest")
+    );
 }
