@@ -136,11 +136,7 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
     };
     // The checkout now equals the stack on disk: record it so `sync` has nothing to do.
     let project = Project::load(layout, &project.name)?;
-    let base_id = match &project.stack.base {
-        Base::Commit(id) => id.clone(),
-        Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
-    };
-    let digest = stack::series_digest(&base_id, &project)?;
+    let digest = stack::digest(&project)?;
     CheckoutState::new(base.to_string(), head.to_string(), digest).write(&dir)?;
     co.delete_ref(git::BEFORE_SYNC_REF)?;
     Ok(summary)

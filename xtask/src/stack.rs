@@ -208,6 +208,16 @@ pub fn require_clean_lint(layout: &Layout, project: &Project) -> Result<()> {
     )
 }
 
+/// The digest of a stack as it is on disk: its pinned base (as written, so no resolving is
+/// needed on the no-op path) and its patch files.
+pub fn digest(project: &Project) -> Result<String> {
+    let base = match &project.stack.base {
+        manifest::Base::Commit(id) => id.clone(),
+        manifest::Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
+    };
+    series_digest(&base, project)
+}
+
 /// Identifies "this base with exactly these patch files".
 pub fn series_digest(base: &str, project: &Project) -> Result<String> {
     let mut h = Sha256::new();

@@ -149,11 +149,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
     } else if let Some(state) =
         state.filter(|st| Some(st.tip.as_str()) == head.map(|h| h.to_string()).as_deref())
     {
-        let base_id = match &s.base {
-            Base::Commit(id) => id.clone(),
-            Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
-        };
-        if stack::series_digest(&base_id, project)? == state.digest {
+        if stack::digest(project)? == state.digest {
             "clean"
         } else {
             "stale"

@@ -206,14 +206,6 @@ pub fn plan(o: &Observed) -> Plan {
     }
 }
 
-/// The base as an identity string, for the digest: no resolving, so the no-op path is cheap.
-fn base_identity(project: &Project) -> String {
-    match &project.stack.base {
-        Base::Commit(id) => id.clone(),
-        Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
-    }
-}
-
 fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<Observed> {
     let am_in_progress = co.am_in_progress();
     let empty = repo.index()?.is_empty();
@@ -229,7 +221,7 @@ fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<
         state: CheckoutState::read(&co.dir),
         before_sync: git::ref_target(repo, git::BEFORE_SYNC_REF).map(|h| h.to_string()),
         base_ref: git::ref_target(repo, git::BASE_REF).map(|h| h.to_string()),
-        digest: stack::series_digest(&base_identity(project), project)?,
+        digest: stack::digest(project)?,
         uncommitted,
     })
 }
@@ -325,7 +317,7 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
 /// Records the checkout as equal to the stack and forgets the interrupted-sync marker.
 fn finish(co: &Checkout, repo: &git2::Repository, project: &Project, base: &str) -> Result<()> {
     let tip = git::head_commit(repo).context("no HEAD after applying the series")?;
-    let digest = stack::series_digest(&base_identity(project), project)?;
+    let digest = stack::digest(project)?;
     CheckoutState::new(base.to_string(), tip.to_string(), digest).write(&co.dir)?;
     co.delete_ref(git::BEFORE_SYNC_REF)
 }

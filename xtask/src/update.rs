@@ -539,15 +539,11 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         (old_log + &entry).as_bytes(),
     )?;
     let project = Project::load(layout, &project.name)?;
-    let base_id = match &project.stack.base {
-        Base::Commit(id) => id.clone(),
-        Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
-    };
     co.update_ref(git::BASE_REF, &st.new_base, "xtask: update")?;
     CheckoutState::new(
         st.new_base.clone(),
         head.to_string(),
-        stack::series_digest(&base_id, &project)?,
+        stack::digest(&project)?,
     )
     .write(&dir)?;
     co.delete_ref(git::BEFORE_SYNC_REF)?;

@@ -6,32 +6,16 @@ use xshell::cmd;
 
 use crate::harness::*;
 
-/// Makes `pkg-1.0.tar.gz` and a PEP 691 `index.json` for it; returns (index URL, sha256).
+/// Makes `pkg-1.0.tar.gz` (with a `.gitignore` that would hide its package) and an index
+/// for it; returns (index URL, sha256).
 fn make_index(w: &World) -> (String, String) {
-    let src = w.tmp.join("sdist/pkg-1.0");
-    w.write(&src, "setup.py", "print('hi')\n");
-    w.write(&src, "pkg/__init__.py", "x = 1\n");
-    w.write(&src, ".gitignore", "pkg/\n");
-    let files = w.tmp.join("index/files");
-    std::fs::create_dir_all(&files).unwrap();
-    let archive = files.join("pkg-1.0.tar.gz");
-    let sh = &w.sh;
-    let parent = w.tmp.join("sdist");
-    cmd!(
-        sh,
-        "tar --sort=name --mtime=@0 --owner=0 --group=0 -czf {archive} -C {parent} pkg-1.0"
-    )
-    .run()
-    .unwrap();
-    let sha = sha256(&archive);
-    let json = format!(
-        r#"{{"meta":{{"api-version":"1.1"}},"files":[{{"filename":"pkg-1.0.tar.gz","url":"../../files/pkg-1.0.tar.gz","hashes":{{"sha256":"{sha}"}}}}]}}"#
-    );
-    w.write(&w.tmp.join("index/simple/pkg"), "index.json", &json);
-    (
-        format!("file://{}", w.tmp.join("index/simple").display()),
-        sha,
-    )
+    let files: &[(&str, &str)] = &[
+        ("setup.py", "print('hi')\n"),
+        ("pkg/__init__.py", "x = 1\n"),
+        (".gitignore", "pkg/\n"),
+    ];
+    let (index, shas) = make_releases(w, &[("1.0", files)]);
+    (index, shas[0].clone())
 }
 
 fn sha256(path: &Path) -> String {
