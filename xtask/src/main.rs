@@ -2,6 +2,7 @@
 //! from them. This file is the table of contents: one subcommand per module.
 
 mod absorb;
+mod build;
 mod changelog;
 mod check;
 mod fsx;
@@ -45,6 +46,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    BuildAll(build::Args),
     Sync(sync::Args),
     Save(save::Args),
     Status(status::Args),
@@ -78,6 +80,7 @@ fn run(cli: Cli) -> Result<()> {
     sh.change_dir(&root);
     let layout = Layout { root };
     match cli.command {
+        Command::BuildAll(args) => args.run(&sh, &layout),
         Command::Sync(args) => args.run(&sh, &layout),
         Command::Save(args) => args.run(&sh, &layout),
         Command::Status(args) => args.run(&sh, &layout),

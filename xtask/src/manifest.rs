@@ -24,12 +24,44 @@ pub struct Stack {
     /// Patch file names, in application order.
     #[serde(default)]
     pub series: Vec<PatchName>,
-    /// Build recipe; defined by the build-all issue, kept opaque until then.
+    /// What `build-all` does with this stack (see `docs/stack-format.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<serde_yaml::Value>,
+    pub build: Option<Build>,
     /// Pull-request groups; defined by the export-prs issue, kept opaque until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prs: Option<serde_yaml::Value>,
+}
+
+/// The `build:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// A real package built into one abi3.abi3t wheel and tested on both interpreters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+/// A package the experiment builds and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The recipe: `maturin` (PyO3 through maturin) or `setuptools` (C extensions).
+    pub kind: RecipeKind,
+    /// A module whose import proves the extension loads (and, on the free-threaded build,
+    /// that it keeps the GIL disabled).
+    pub import: String,
+    /// Requirements for the test run besides the wheel, pinned through the constraints file.
+    #[serde(default)]
+    pub test_requires: Vec<String>,
+    /// pytest arguments, run from a copy of the source's tests (paths relative to the source).
+    pub pytest: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipeKind {
+    Maturin,
+    Setuptools,
 }
 
 /// The source of a stack's unpatched tree.
@@ -464,7 +496,7 @@ mod tests {
 
     #[test]
     fn with_series_keeps_everything_else() {
-        let text = "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries:\n  - a.patch\n  # comment inside\n  - b.patch\n\n# build recipe\nbuild:\n  kind: x\n";
+        let text = "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries:\n  - a.patch\n  # comment inside\n  - b.patch\n\n# pull requests\nprs:\n  kind: x\n";
         let names = [
             PatchName::new("b.patch").unwrap(),
             PatchName::new("c.patch").unwrap(),
@@ -472,7 +504,7 @@ mod tests {
         let out = with_series(text, 2, &names).unwrap();
         assert_eq!(
             out,
-            "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# build recipe\nbuild:\n  kind: x\n"
+            "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# pull requests\nprs:\n  kind: x\n"
         );
         assert_eq!(parse("s", &out).unwrap().series, names);
         let commented = "version: 1\nseries:\n# first two are upstreamable\n  - a.patch\n  - b.patch\n# the rest are not\n  - c.patch\nbuild: x\n";
@@ -483,7 +515,7 @@ mod tests {
         );
         let empty = with_series(&out, 3, &[]).unwrap();
         assert!(
-            empty.contains("version: 3\nseries: []\n# build recipe\n"),
+            empty.contains("version: 3\nseries: []\n# pull requests\n"),
             "{empty}"
         );
     }

@@ -1,0 +1,378 @@
+//! The real steps of the experiment: CPython builds, environments with the toolchain from the
+//! stacks, maturin from its checkout, one wheel per target, and its tests per interpreter and
+//! installer. Each recipe runs commands through xshell and keeps their output in the step's log.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+use super::run::Ctx;
+use super::wheel;
+use crate::manifest::Target;
+
+/// Paths and settings every recipe needs, fixed for one run.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub root: PathBuf,
+    /// Scratch space that survives between runs (build trees, cargo target dirs).
+    pub work: PathBuf,
+    pub constraints: PathBuf,
+}
+
+impl Env {
+    pub fn checkout(&self, project: &str) -> PathBuf {
+        self.root.join("checkouts").join(project)
+    }
+}
+
+/// Runs a command, keeps its output in the step's log, fails with the command named.
+pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
+    let line = cmd.to_string();
+    ctx.note(&format!("$ {line}"))?;
+    let out = cmd
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running `{line}`"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ctx.note(&stdout)?;
+    ctx.note(&String::from_utf8_lossy(&out.stderr))?;
+    if !out.status.success() {
+        bail!("`{line}` failed ({})", out.status);
+    }
+    Ok(stdout)
+}
+
+/// The interpreter a CPython install provides (`bin/python3`, or `python3.XXt` alone).
+pub fn python_in(prefix: &Path) -> Result<PathBuf> {
+    let bin = prefix.join("bin");
+    for name in ["python3", "python3t"] {
+        if bin.join(name).exists() {
+            return Ok(bin.join(name));
+        }
+    }
+    let found = std::fs::read_dir(&bin)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("python3.") && !n.ends_with("-config"))
+        });
+    found.with_context(|| format!("no python3 in `{}`", bin.display()))
+}
+
+pub fn venv_python(venv: &Path) -> PathBuf {
+    venv.join("bin").join("python")
+}
+
+/// Configure, build and install CPython out of tree into the step's output, then check it.
+pub fn cpython(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
+    let sh = Shell::new()?;
+    let src = env.checkout("cpython");
+    let build = env.work.join(ctx.name.replace('/', "-"));
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build)?;
+    sh.change_dir(&build);
+    let prefix = &ctx.out;
+    let configure = src.join("configure");
+    let gil: &[&str] = if free_threaded {
+        &["--disable-gil"]
+    } else {
+        &[]
+    };
+    logged(ctx, cmd!(sh, "{configure} --prefix={prefix} {gil...}"))?;
+    let jobs = format!("-j{}", ctx.jobs);
+    logged(ctx, cmd!(sh, "make {jobs}"))?;
+    logged(ctx, cmd!(sh, "make install"))?;
+    let py = python_in(prefix)?;
+    let probe = "import sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'))";
+    let gil_disabled = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let want = if free_threaded { "1" } else { "0" };
+    if gil_disabled.trim() != want {
+        bail!(
+            "{} reports Py_GIL_DISABLED={}, expected {want}",
+            py.display(),
+            gil_disabled.trim()
+        );
+    }
+    // The build tree is only needed while building.
+    let _ = std::fs::remove_dir_all(&build);
+    Ok(())
+}
+
+/// maturin from its checkout, as a wheel that environments install as their build backend.
+pub fn maturin(env: &Env, ctx: &Ctx) -> Result<()> {
+    let sh = Shell::new()?;
+    let src = env.checkout("maturin");
+    let target = env.work.join("maturin-target");
+    sh.set_var("CARGO_TARGET_DIR", &target);
+    let manifest = src.join("Cargo.toml");
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "cargo build --release --locked --manifest-path {manifest}"
+        ),
+    )?;
+    let bin = target.join("release").join("maturin");
+    // maturin packs itself: a `bin` wheel holding this very binary, so that no other copy is
+    // ever downloaded as a build backend.
+    sh.change_dir(&src);
+    let out = &ctx.out;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{bin} build --release --locked -b bin --manifest-path {manifest} -o {out}"
+        ),
+    )?;
+    Ok(())
+}
+
+/// A virtual environment on one interpreter with the pinned tools, the toolchain from the
+/// stacks (setuptools and cffi from their checkouts) and maturin's own wheel.
+pub fn environment(env: &Env, ctx: &Ctx, cpython_step: &str) -> Result<()> {
+    let sh = Shell::new()?;
+    let base = python_in(ctx.dep(cpython_step))?;
+    let venv = &ctx.out;
+    logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
+    let py = venv_python(venv);
+    let c = &env.constraints;
+    logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip install --quiet -c {c} uv wheel setuptools-scm pycparser packaging"
+        ),
+    )?;
+    for project in ["setuptools", "cffi"] {
+        let copy = export_tree(&sh, ctx, env, project)?;
+        logged(
+            ctx,
+            cmd!(
+                sh,
+                "{py} -m pip install --quiet --no-build-isolation --no-deps {copy}"
+            ),
+        )?;
+    }
+    let wheels: Vec<PathBuf> = std::fs::read_dir(ctx.dep("maturin"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    logged(
+        ctx,
+        cmd!(sh, "{py} -m pip install --quiet --no-deps {wheels...}"),
+    )?;
+    Ok(())
+}
+
+/// A clean copy of a checkout's HEAD under the work folder (builds write into their source).
+fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBuf> {
+    let co = env.checkout(project);
+    let dest = env.work.join("src").join(project);
+    let tar = env.work.join("src").join(format!("{project}.tar"));
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest)?;
+    logged(
+        ctx,
+        cmd!(sh, "git -C {co} archive --format=tar -o {tar} HEAD"),
+    )?;
+    logged(ctx, cmd!(sh, "tar -xf {tar} -C {dest}"))?;
+    let _ = std::fs::remove_file(&tar);
+    Ok(dest)
+}
+
+/// PyO3's crates in its checkout, as `[patch.crates-io]` entries.
+fn pyo3_patch(pyo3: &Path) -> Result<String> {
+    let mut out = String::from("[patch.crates-io]\n");
+    for entry in std::fs::read_dir(pyo3)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with("pyo3") && path.join("Cargo.toml").exists() {
+            out.push_str(&format!("{name} = {{ path = \"{}\" }}\n", path.display()));
+        }
+    }
+    out.push_str(&format!("pyo3 = {{ path = \"{}\" }}\n", pyo3.display()));
+    Ok(out)
+}
+
+/// Builds a target's wheel once, on the free-threaded environment, with PyO3 from its
+/// checkout, and checks the wheel's tags and extension suffix.
+pub fn maturin_wheel(
+    env: &Env,
+    ctx: &Ctx,
+    project: &str,
+    env_step: &str,
+    python_tag: &str,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let src = export_tree(&sh, ctx, env, project)?;
+    let pyo3 = env.checkout("pyo3");
+    std::fs::create_dir_all(src.join(".cargo"))?;
+    std::fs::write(src.join(".cargo").join("config.toml"), pyo3_patch(&pyo3)?)?;
+    sh.change_dir(&src);
+    // Resolving with the patch rewrites the copy's Cargo.lock, so `locked = true` builds pass,
+    // and shows where each pyo3 crate comes from.
+    let tree = logged(
+        ctx,
+        cmd!(
+            sh,
+            "cargo tree --workspace --edges normal,build -i pyo3 --prefix none"
+        ),
+    )?;
+    let expected = format!("({})", pyo3.display());
+    if !tree
+        .lines()
+        .any(|l| l.starts_with("pyo3 ") && l.contains(&expected))
+    {
+        bail!(
+            "the build would use PyO3 from crates.io, not `{}`: the [patch.crates-io] was not used (see `cargo tree -i pyo3` in the log)",
+            pyo3.display()
+        );
+    }
+    let py = venv_python(ctx.dep(env_step));
+    sh.set_var(
+        "CARGO_TARGET_DIR",
+        env.work.join(format!("{project}-target")),
+    );
+    let out = &ctx.out;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
+        ),
+    )?;
+    check_wheel(ctx, &py, python_tag)
+}
+
+/// The wheel a step produced (exactly one).
+pub fn wheel_in(dir: &Path) -> Result<PathBuf> {
+    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!(
+            "expected one wheel in `{}`, found {}",
+            dir.display(),
+            wheels.len()
+        ),
+    }
+}
+
+fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str) -> Result<()> {
+    let sh = Shell::new()?;
+    let whl = wheel_in(&ctx.out)?;
+    let script = wheel::LIST_WHEEL_PY;
+    let json = logged(ctx, cmd!(sh, "{py} -c {script} {whl}"))?;
+    let listing: wheel::Listing = serde_json::from_str(&json)?;
+    let file = whl.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let problems = wheel::check(file, &listing.files, &listing.wheel, python_tag);
+    ctx.note(&format!(
+        "wheel check of {file}: {}",
+        if problems.is_empty() {
+            "ok".into()
+        } else {
+            problems.join("; ")
+        }
+    ))?;
+    if !problems.is_empty() {
+        bail!("{file}: {}", problems.join("; "));
+    }
+    Ok(())
+}
+
+/// Installs the wheel (never rebuilt) into a fresh venv of one interpreter with pip or uv,
+/// checks the import (and that the free-threaded build keeps the GIL off), runs the tests.
+#[allow(clippy::too_many_arguments)]
+pub fn test(
+    env: &Env,
+    ctx: &Ctx,
+    project: &str,
+    target: &Target,
+    cpython_step: &str,
+    env_step: &str,
+    wheel_step: &str,
+    installer: &str,
+    free_threaded: bool,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let base = python_in(ctx.dep(cpython_step))?;
+    let venv = ctx.out.join("venv");
+    logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
+    let py = venv_python(&venv);
+    let whl = wheel_in(ctx.dep(wheel_step))?;
+    let c = &env.constraints;
+    let reqs = &target.test_requires;
+    match installer {
+        "pip" => {
+            logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
+            logged(
+                ctx,
+                cmd!(sh, "{py} -m pip install --quiet -c {c} {whl} {reqs...}"),
+            )?;
+        }
+        "uv" => {
+            let uv = ctx.dep(env_step).join("bin").join("uv");
+            logged(
+                ctx,
+                cmd!(sh, "{uv} pip install --python {py} -c {c} {whl} {reqs...}"),
+            )?;
+        }
+        other => bail!("unknown installer `{other}`"),
+    }
+    let import = &target.import;
+    let probe =
+        format!("import sys, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)())");
+    let gil = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    if free_threaded && gil.trim() != "False" {
+        bail!(
+            "importing `{import}` on the free-threaded build turned the GIL on (sys._is_gil_enabled() is {})",
+            gil.trim()
+        );
+    }
+    // Tests run from a copy holding only the tests and the pytest configuration, so they
+    // import the installed wheel and not the source tree.
+    let src = env.checkout(project);
+    let tests = ctx.out.join("tests-run");
+    std::fs::create_dir_all(&tests)?;
+    for item in ["tests", "pyproject.toml"] {
+        let from = src.join(item);
+        if from.exists() {
+            logged(ctx, cmd!(sh, "cp -R {from} {tests}"))?;
+        }
+    }
+    sh.change_dir(&tests);
+    let junit = ctx.out.join("junit.xml");
+    let workers = ctx.jobs.to_string();
+    let args = &target.pytest;
+    let run = logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pytest -n {workers} -p no:cacheprovider --junitxml={junit} {args...}"
+        ),
+    );
+    let counts = std::fs::read_to_string(&junit)
+        .map(|x| super::report::junit_counts(&x))
+        .unwrap_or_default();
+    crate::fsx::write_atomic(
+        &ctx.out.join("result.json"),
+        serde_json::to_string_pretty(&counts)?.as_bytes(),
+    )?;
+    run.map(|_| ())
+}

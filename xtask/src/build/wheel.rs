@@ -1,0 +1,191 @@
+//! Wheel checks for the abi3t experiment: the file name's tags, every `Tag:` line of `WHEEL`,
+//! and the extension modules' suffix. Pure, over a wheel's file list and `WHEEL` text.
+
+use anyhow::{Result, bail};
+
+/// The tags a wheel file name carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelName {
+    pub name: String,
+    pub version: String,
+    pub python: String,
+    pub abi: String,
+    pub platform: String,
+}
+
+pub fn parse_name(file: &str) -> Result<WheelName> {
+    let stem = file
+        .strip_suffix(".whl")
+        .ok_or_else(|| anyhow::anyhow!("`{file}` is not a .whl"))?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    let (name, version, rest) = match parts.as_slice() {
+        [n, v, p, a, pl] => (n, v, [p, a, pl]),
+        [n, v, _build, p, a, pl] => (n, v, [p, a, pl]),
+        _ => bail!("`{file}` is not a wheel name (name-version[-build]-python-abi-platform.whl)"),
+    };
+    Ok(WheelName {
+        name: name.to_string(),
+        version: version.to_string(),
+        python: rest[0].to_string(),
+        abi: rest[1].to_string(),
+        platform: rest[2].to_string(),
+    })
+}
+
+/// What the experiment requires of a wheel built for the Stable ABI on CPython `python`
+/// (`cp315`): `<python>-abi3.abi3t-<platform>` in the name, a `Tag:` line for each of abi3 and
+/// abi3t on every platform, and only `.abi3t.so` extension modules. Returns the problems.
+pub fn check(file: &str, files: &[String], wheel_text: &str, python: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = match parse_name(file) {
+        Ok(n) => n,
+        Err(e) => return vec![e.to_string()],
+    };
+    if name.python != python {
+        problems.push(format!(
+            "file name has python tag `{}`, expected `{python}`",
+            name.python
+        ));
+    }
+    if name.abi != "abi3.abi3t" {
+        problems.push(format!(
+            "file name has abi tag `{}`, expected `abi3.abi3t`",
+            name.abi
+        ));
+    }
+    let tags: Vec<&str> = wheel_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tag:"))
+        .map(str::trim)
+        .collect();
+    let mut wanted = Vec::new();
+    for platform in name.platform.split('.') {
+        for abi in ["abi3", "abi3t"] {
+            wanted.push(format!("{python}-{abi}-{platform}"));
+        }
+    }
+    for w in &wanted {
+        if !tags.contains(&w.as_str()) {
+            problems.push(format!(
+                "WHEEL has no `Tag: {w}` (it has: {})",
+                tags.join(", ")
+            ));
+        }
+    }
+    for t in &tags {
+        if !wanted.iter().any(|w| w == t) {
+            problems.push(format!("WHEEL has an unexpected `Tag: {t}`"));
+        }
+    }
+    let modules: Vec<&String> = files
+        .iter()
+        .filter(|f| f.ends_with(".so") || f.ends_with(".pyd"))
+        .collect();
+    if modules.is_empty() {
+        problems.push("the wheel has no extension module".into());
+    }
+    for m in modules {
+        if !(m.ends_with(".abi3t.so") || m.ends_with(".pyd")) {
+            problems.push(format!(
+                "extension module `{m}` does not end in `.abi3t.so`"
+            ));
+        }
+    }
+    problems
+}
+
+/// A small Python program that prints a wheel's file list and its `WHEEL` text as JSON.
+pub const LIST_WHEEL_PY: &str = r#"
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+names = z.namelist()
+wheel = [n for n in names if n.endswith('.dist-info/WHEEL')]
+print(json.dumps({"files": names, "wheel": z.read(wheel[0]).decode() if wheel else ""}))
+"#;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Listing {
+    pub files: Vec<String>,
+    pub wheel: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD_WHEEL: &str = "Wheel-Version: 1.0\nGenerator: maturin (1.14.1)\nRoot-Is-Purelib: false\nTag: cp315-abi3-manylinux_2_34_x86_64\nTag: cp315-abi3t-manylinux_2_34_x86_64\n";
+
+    fn files(so: &str) -> Vec<String> {
+        vec![
+            "cryptography/__init__.py".into(),
+            format!("cryptography/hazmat/bindings/_rust{so}"),
+        ]
+    }
+
+    #[test]
+    fn a_good_abi3t_wheel_passes() {
+        let f = "cryptography-50.0.2-cp315-abi3.abi3t-manylinux_2_34_x86_64.whl";
+        assert_eq!(
+            check(f, &files(".abi3t.so"), GOOD_WHEEL, "cp315"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn each_wrong_thing_is_named() {
+        let f = "cryptography-50.0.2-cp315-cp315t-manylinux_2_34_x86_64.whl";
+        let p = check(
+            f,
+            &files(".cpython-315t-x86_64-linux-gnu.so"),
+            "Tag: cp315-cp315t-manylinux_2_34_x86_64\n",
+            "cp315",
+        );
+        assert!(p.iter().any(|x| x.contains("abi tag `cp315t`")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|x| x.contains("no `Tag: cp315-abi3t-manylinux_2_34_x86_64`")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|x| x.contains("unexpected `Tag: cp315-cp315t")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|x| x.contains("does not end in `.abi3t.so`")),
+            "{p:?}"
+        );
+        let only_abi3 = "Tag: cp315-abi3-manylinux_2_34_x86_64\n";
+        let f = "cryptography-50.0.2-cp315-abi3.abi3t-manylinux_2_34_x86_64.whl";
+        let p = check(f, &files(".abi3t.so"), only_abi3, "cp315");
+        assert_eq!(
+            p,
+            vec![
+                "WHEEL has no `Tag: cp315-abi3t-manylinux_2_34_x86_64` (it has: cp315-abi3-manylinux_2_34_x86_64)"
+            ]
+        );
+    }
+
+    #[test]
+    fn compressed_platforms_need_every_tag() {
+        let f = "x-1-cp315-abi3.abi3t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
+        let wheel = "Tag: cp315-abi3-manylinux_2_17_x86_64\nTag: cp315-abi3t-manylinux_2_17_x86_64\nTag: cp315-abi3-manylinux2014_x86_64\n";
+        let p = check(f, &["x/_x.abi3t.so".to_string()], wheel, "cp315");
+        assert_eq!(
+            p,
+            vec![
+                "WHEEL has no `Tag: cp315-abi3t-manylinux2014_x86_64` (it has: cp315-abi3-manylinux_2_17_x86_64, cp315-abi3t-manylinux_2_17_x86_64, cp315-abi3-manylinux2014_x86_64)"
+            ]
+        );
+    }
+
+    #[test]
+    fn names() {
+        let n = parse_name("pkg-1.0-1-cp315-abi3.abi3t-linux_x86_64.whl").unwrap();
+        assert_eq!(
+            (n.python.as_str(), n.abi.as_str(), n.platform.as_str()),
+            ("cp315", "abi3.abi3t", "linux_x86_64")
+        );
+        assert!(parse_name("pkg-1.0.whl").is_err());
+    }
+}
