@@ -54,6 +54,8 @@ const INTERPRETERS: [(&str, bool); 2] = [("default", false), ("freethreaded", tr
 const INSTALLERS: [&str; 2] = ["pip", "uv"];
 /// The CPython the stacks build; the wheel's python tag.
 const PYTHON_TAG: &str = "cp315";
+/// Part of every step's key: bump it when a recipe changes what it produces.
+const RECIPES: &str = "recipes-v1";
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
@@ -365,6 +367,9 @@ fn experiment(
             }
         }
         targets.push((p.name.clone(), target));
+    }
+    for s in &mut specs {
+        s.inputs.push(input("recipes", RECIPES.to_string()));
     }
     Ok((Graph::new(specs)?, actions, targets))
 }

@@ -44,12 +44,35 @@ pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
     Ok(stdout)
 }
 
-/// The interpreter a CPython install provides (`bin/python3`, or `python3.XXt` alone).
+/// Where a venv or an install keeps its programs: `bin/` on POSIX, `Scripts\` in a Windows
+/// venv (a Windows install layout has them at its top).
+pub fn scripts_dir(venv: &Path) -> PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts")
+    } else {
+        venv.join("bin")
+    }
+}
+
+pub fn exe(name: &str) -> String {
+    if cfg!(windows) {
+        format!("{name}.exe")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The interpreter a CPython install provides (`bin/python3`, or `python3.XXt` alone; on
+/// Windows `python.exe` or `python3.XXt.exe` at the top of the layout).
 pub fn python_in(prefix: &Path) -> Result<PathBuf> {
-    let bin = prefix.join("bin");
-    for name in ["python3", "python3t"] {
-        if bin.join(name).exists() {
-            return Ok(bin.join(name));
+    let bin = if cfg!(windows) {
+        prefix.to_path_buf()
+    } else {
+        prefix.join("bin")
+    };
+    for name in ["python3", "python3t", "python"].map(exe) {
+        if bin.join(&name).exists() {
+            return Ok(bin.join(&name));
         }
     }
     let found = std::fs::read_dir(&bin)
@@ -67,11 +90,67 @@ pub fn python_in(prefix: &Path) -> Result<PathBuf> {
 }
 
 pub fn venv_python(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
+    scripts_dir(venv).join(exe("python"))
 }
 
 /// Configure, build and install CPython out of tree into the step's output, then check it.
+/// On Windows: `PCbuild\build.bat` (with `--disable-gil` for the free-threaded build) and an
+/// install layout made by `PC\layout`.
 pub fn cpython(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
+    if cfg!(windows) {
+        cpython_windows(env, ctx, free_threaded)?;
+    } else {
+        cpython_posix(env, ctx, free_threaded)?;
+    }
+    let sh = Shell::new()?;
+    let py = python_in(&ctx.out)?;
+    let probe = "import sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'))";
+    let gil_disabled = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let want = if free_threaded { "1" } else { "0" };
+    if gil_disabled.trim() != want {
+        bail!(
+            "{} reports Py_GIL_DISABLED={}, expected {want}",
+            py.display(),
+            gil_disabled.trim()
+        );
+    }
+    Ok(())
+}
+
+fn cpython_windows(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
+    let sh = Shell::new()?;
+    let src = env.checkout("cpython");
+    sh.change_dir(&src);
+    let gil: &[&str] = if free_threaded {
+        &["--disable-gil"]
+    } else {
+        &[]
+    };
+    let build = src.join("PCbuild").join("build.bat");
+    logged(ctx, cmd!(sh, "{build} -e -p x64 {gil...}"))?;
+    let built = src
+        .join("PCbuild")
+        .join("amd64")
+        .join(exe(if free_threaded {
+            "python3.15t"
+        } else {
+            "python"
+        }));
+    let layout = src.join("PC").join("layout");
+    let out = &ctx.out;
+    let ft: &[&str] = if free_threaded {
+        &["--include-freethreaded"]
+    } else {
+        &[]
+    };
+    logged(
+        ctx,
+        cmd!(sh, "{built} {layout} --copy {out} --preset-default {ft...}"),
+    )?;
+    Ok(())
+}
+
+fn cpython_posix(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
     let sh = Shell::new()?;
     let src = env.checkout("cpython");
     let build = env.work.join(ctx.name.replace('/', "-"));
@@ -89,17 +168,6 @@ pub fn cpython(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
     let jobs = format!("-j{}", ctx.jobs);
     logged(ctx, cmd!(sh, "make {jobs}"))?;
     logged(ctx, cmd!(sh, "make install"))?;
-    let py = python_in(prefix)?;
-    let probe = "import sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'))";
-    let gil_disabled = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    let want = if free_threaded { "1" } else { "0" };
-    if gil_disabled.trim() != want {
-        bail!(
-            "{} reports Py_GIL_DISABLED={}, expected {want}",
-            py.display(),
-            gil_disabled.trim()
-        );
-    }
     // The build tree is only needed while building.
     let _ = std::fs::remove_dir_all(&build);
     Ok(())
@@ -119,7 +187,7 @@ pub fn maturin(env: &Env, ctx: &Ctx) -> Result<()> {
             "cargo build --release --locked --manifest-path {manifest}"
         ),
     )?;
-    let bin = target.join("release").join("maturin");
+    let bin = target.join("release").join(exe("maturin"));
     // maturin packs itself: a `bin` wheel holding this very binary, so that no other copy is
     // ever downloaded as a build backend.
     sh.change_dir(&src);
@@ -327,7 +395,7 @@ pub fn test(
             )?;
         }
         "uv" => {
-            let uv = ctx.dep(env_step).join("bin").join("uv");
+            let uv = scripts_dir(ctx.dep(env_step)).join(exe("uv"));
             logged(
                 ctx,
                 cmd!(sh, "{uv} pip install --python {py} -c {c} {whl} {reqs...}"),
