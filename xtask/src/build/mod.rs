@@ -54,8 +54,9 @@ const INTERPRETERS: [(&str, bool); 2] = [("default", false), ("freethreaded", tr
 const INSTALLERS: [&str; 2] = ["pip", "uv"];
 /// The CPython the stacks build; the wheel's python tag.
 const PYTHON_TAG: &str = "cp315";
-/// Part of every step's key: bump it when a recipe changes what it produces.
-const RECIPES: &str = "recipes-v1";
+/// Revisions of the recipes, part of their steps' keys: bump one when its recipe changes what
+/// it produces. Revision 0 adds nothing to the key.
+const RECIPE_REVISIONS: [(&str, u32); 5] = [("cpython", 0), ("maturin", 1), ("env", 1), ("wheel", 1), ("test", 1)];
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
@@ -369,7 +370,10 @@ fn experiment(
         targets.push((p.name.clone(), target));
     }
     for s in &mut specs {
-        s.inputs.push(input("recipes", RECIPES.to_string()));
+        let kind = s.name.split('/').find(|part| RECIPE_REVISIONS.iter().any(|(k, _)| k == part)).unwrap_or("");
+        if let Some((_, rev)) = RECIPE_REVISIONS.iter().find(|(k, rev)| *k == kind && *rev > 0) {
+            s.inputs.push(input("recipe", rev.to_string()));
+        }
     }
     Ok((Graph::new(specs)?, actions, targets))
 }
