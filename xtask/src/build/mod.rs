@@ -56,7 +56,13 @@ const INSTALLERS: [&str; 2] = ["pip", "uv"];
 const PYTHON_TAG: &str = "cp315";
 /// Revisions of the recipes, part of their steps' keys: bump one when its recipe changes what
 /// it produces. Revision 0 adds nothing to the key.
-const RECIPE_REVISIONS: [(&str, u32); 5] = [("cpython", 0), ("maturin", 1), ("env", 1), ("wheel", 1), ("test", 1)];
+const RECIPE_REVISIONS: [(&str, u32); 5] = [
+    ("cpython", 0),
+    ("maturin", 1),
+    ("env", 1),
+    ("wheel", 1),
+    ("test", 1),
+];
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
@@ -370,8 +376,15 @@ fn experiment(
         targets.push((p.name.clone(), target));
     }
     for s in &mut specs {
-        let kind = s.name.split('/').find(|part| RECIPE_REVISIONS.iter().any(|(k, _)| k == part)).unwrap_or("");
-        if let Some((_, rev)) = RECIPE_REVISIONS.iter().find(|(k, rev)| *k == kind && *rev > 0) {
+        let kind = s
+            .name
+            .split('/')
+            .find(|part| RECIPE_REVISIONS.iter().any(|(k, _)| k == part))
+            .unwrap_or("");
+        if let Some((_, rev)) = RECIPE_REVISIONS
+            .iter()
+            .find(|(k, rev)| *k == kind && *rev > 0)
+        {
             s.inputs.push(input("recipe", rev.to_string()));
         }
     }

@@ -179,6 +179,50 @@ mod tests {
         );
     }
 
+    /// Builds real wheel files with the host's Python `zipfile`, reads them back the way the
+    /// pipeline does, and checks them.
+    #[test]
+    fn checks_wheels_built_here() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = std::env::temp_dir().join(format!("xtask-wheels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let make = r#"
+import sys, zipfile
+path, suffix, tags = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("demo/__init__.py", "")
+    z.writestr("demo/_demo" + suffix, b"\x7fELF")
+    z.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n" + "".join("Tag: %s\n" % t for t in tags))
+"#;
+        let cases = [
+            (
+                "demo-1.0-cp315-abi3.abi3t-linux_x86_64.whl",
+                ".abi3t.so",
+                vec!["cp315-abi3-linux_x86_64", "cp315-abi3t-linux_x86_64"],
+                0,
+            ),
+            (
+                "demo-1.0-cp315-abi3-linux_x86_64.whl",
+                ".abi3.so",
+                vec!["cp315-abi3-linux_x86_64"],
+                3,
+            ),
+        ];
+        for (name, suffix, tags, problems) in cases {
+            let path = dir.join(name);
+            xshell::cmd!(sh, "python3 -c {make} {path} {suffix} {tags...}")
+                .run()
+                .unwrap();
+            let json = xshell::cmd!(sh, "python3 -c {LIST_WHEEL_PY} {path}")
+                .read()
+                .unwrap();
+            let listing: Listing = serde_json::from_str(&json).unwrap();
+            let found = check(name, &listing.files, &listing.wheel, "cp315");
+            assert_eq!(found.len(), problems, "{name}: {found:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn names() {
         let n = parse_name("pkg-1.0-1-cp315-abi3.abi3t-linux_x86_64.whl").unwrap();
