@@ -86,5 +86,8 @@ fn workspace_excludes_checkouts_and_build_copies() {
     // Without this, cargo inside `checkouts/maturin` or a build copy under `target/` thinks
     // it belongs to this workspace and refuses to build.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-    assert!(manifest.contains(r#"exclude = ["checkouts", "target"]"#), "Cargo.toml must exclude checkouts and target");
+    assert!(
+        manifest.contains(r#"exclude = ["checkouts", "target"]"#),
+        "Cargo.toml must exclude checkouts and target"
+    );
 }

@@ -241,11 +241,17 @@ pub fn environment(env: &Env, ctx: &Ctx, cpython_step: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where a step copies a checkout: its own folder, because steps run in parallel and the
+/// environments of both interpreters copy the same projects.
+pub fn scratch_src(work: &Path, step: &str, project: &str) -> PathBuf {
+    work.join("src").join(step.replace('/', "-")).join(project)
+}
+
 /// A clean copy of a checkout's HEAD under the work folder (builds write into their source).
 fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBuf> {
     let co = env.checkout(project);
-    let dest = env.work.join("src").join(project);
-    let tar = env.work.join("src").join(format!("{project}.tar"));
+    let dest = scratch_src(&env.work, &ctx.name, project);
+    let tar = dest.with_extension("tar");
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest)?;
     logged(
@@ -448,4 +454,24 @@ pub fn test(
         serde_json::to_string_pretty(&counts)?.as_bytes(),
     )?;
     run.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_steps_copy_sources_to_their_own_folders() {
+        // env/default and env/freethreaded once shared one copy of setuptools and one step
+        // deleted it while the other was building from it.
+        let work = Path::new("/w");
+        assert_ne!(
+            scratch_src(work, "env/default", "setuptools"),
+            scratch_src(work, "env/freethreaded", "setuptools")
+        );
+        assert_eq!(
+            scratch_src(work, "env/default", "cffi"),
+            Path::new("/w/src/env-default/cffi")
+        );
+    }
 }
