@@ -436,8 +436,10 @@ pub fn test(
         other => bail!("unknown installer `{other}`"),
     }
     let import = &target.import;
-    let probe =
-        format!("import sys, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)())");
+    // The log also records which cffi the environment got (the stack's, not PyPI's).
+    let probe = format!(
+        "import sys, cffi, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); print('cffi', cffi.__version__, file=sys.stderr)"
+    );
     let gil = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
     if free_threaded && gil.trim() != "False" {
         bail!(
