@@ -5,6 +5,7 @@ mod absorb;
 mod build;
 mod changelog;
 mod check;
+mod export;
 mod fsx;
 mod git;
 mod lock;
@@ -47,6 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     BuildAll(build::Args),
+    ExportPrs(export::Args),
     Sync(sync::Args),
     Save(save::Args),
     Status(status::Args),
@@ -81,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
     let layout = Layout { root };
     match cli.command {
         Command::BuildAll(args) => args.run(&sh, &layout),
+        Command::ExportPrs(args) => args.run(&sh, &layout),
         Command::Sync(args) => args.run(&sh, &layout),
         Command::Save(args) => args.run(&sh, &layout),
         Command::Status(args) => args.run(&sh, &layout),

@@ -27,9 +27,34 @@ pub struct Stack {
     /// What `build-all` does with this stack (see `docs/stack-format.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
-    /// Pull-request groups; defined by the export-prs issue, kept opaque until then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prs: Option<serde_yaml::Value>,
+    /// Pull-request groups for `export-prs`, in the order they are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prs: Vec<PrGroup>,
+    /// Commands that must pass on every exported pull-request branch (no shell: each string
+    /// is split on whitespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<String>,
+}
+
+/// One pull request `export-prs` makes from part of the series.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrGroup {
+    /// Names the branch, `pr/<name>`.
+    pub name: String,
+    pub title: String,
+    /// Patch files of the series, in series order.
+    pub patches: Vec<PatchName>,
+    /// Groups this one is stacked on (at most one: a branch has one base).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The description's opening text; the commit messages follow it.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The news entry's type where upstream wants one (PyO3: added, changed, fixed, removed,
+    /// packaging); default `changed`.
+    #[serde(default)]
+    pub news: Option<String>,
 }
 
 /// The `build:` section.
@@ -496,7 +521,7 @@ mod tests {
 
     #[test]
     fn with_series_keeps_everything_else() {
-        let text = "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries:\n  - a.patch\n  # comment inside\n  - b.patch\n\n# pull requests\nprs:\n  kind: x\n";
+        let text = "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 1\nseries:\n  - a.patch\n  # comment inside\n  - b.patch\n\n# checks\nverify:\n  - cargo check\n";
         let names = [
             PatchName::new("b.patch").unwrap(),
             PatchName::new("c.patch").unwrap(),
@@ -504,7 +529,7 @@ mod tests {
         let out = with_series(text, 2, &names).unwrap();
         assert_eq!(
             out,
-            "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# pull requests\nprs:\n  kind: x\n"
+            "# pinned for the seed experiment\nupstream: https://x.org/y\ntrack: main\nbase: 34f08c32dec2a3170fbe2e177910352489678816\nversion: 2\nseries:\n  - b.patch\n  - c.patch\n# checks\nverify:\n  - cargo check\n"
         );
         assert_eq!(parse("s", &out).unwrap().series, names);
         let commented = "version: 1\nseries:\n# first two are upstreamable\n  - a.patch\n  - b.patch\n# the rest are not\n  - c.patch\nbuild: x\n";
@@ -515,7 +540,7 @@ mod tests {
         );
         let empty = with_series(&out, 3, &[]).unwrap();
         assert!(
-            empty.contains("version: 3\nseries: []\n# pull requests\n"),
+            empty.contains("version: 3\nseries: []\n# checks\n"),
             "{empty}"
         );
     }
