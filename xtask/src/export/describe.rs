@@ -26,11 +26,19 @@ impl Convention {
     }
 
     /// The placeholder file a branch gets, and its content.
-    pub fn news_file(&self, group: &str, title: &str, news: Option<&str>) -> Option<(String, String)> {
+    pub fn news_file(
+        &self,
+        group: &str,
+        title: &str,
+        news: Option<&str>,
+    ) -> Option<(String, String)> {
         match self {
             Convention::Pyo3 => {
                 let kind = news.unwrap_or("changed");
-                Some((format!("newsfragments/PLACEHOLDER-{group}.{kind}.md"), format!("{title}\n")))
+                Some((
+                    format!("newsfragments/PLACEHOLDER-{group}.{kind}.md"),
+                    format!("{title}\n"),
+                ))
             }
             Convention::Cpython => {
                 let section = news.unwrap_or("Library");
@@ -104,7 +112,12 @@ pub fn render(d: &Description) -> String {
     }
     s.push_str("\n## Verification\n\n| command | result | seconds |\n| --- | --- | ---: |\n");
     for c in d.checks {
-        s.push_str(&format!("| `{}` | {} | {:.1} |\n", c.command, if c.passed { "passed" } else { "FAILED" }, c.seconds));
+        s.push_str(&format!(
+            "| `{}` | {} | {:.1} |\n",
+            c.command,
+            if c.passed { "passed" } else { "FAILED" },
+            c.seconds
+        ));
     }
     if !d.todo.is_empty() {
         s.push_str("\n## Before opening\n\n");
@@ -121,9 +134,17 @@ mod tests {
 
     #[test]
     fn conventions() {
-        assert_eq!(Convention::of("https://github.com/PyO3/pyo3"), Convention::Pyo3);
-        assert_eq!(Convention::of("https://github.com/python/cpython"), Convention::Cpython);
-        let (file, _) = Convention::Pyo3.news_file("abi", "Use enums", None).unwrap();
+        assert_eq!(
+            Convention::of("https://github.com/PyO3/pyo3"),
+            Convention::Pyo3
+        );
+        assert_eq!(
+            Convention::of("https://github.com/python/cpython"),
+            Convention::Cpython
+        );
+        let (file, _) = Convention::Pyo3
+            .news_file("abi", "Use enums", None)
+            .unwrap();
         assert_eq!(file, "newsfragments/PLACEHOLDER-abi.changed.md");
         assert_eq!(Convention::Cpython.todo("Fix x").len(), 2);
         assert_eq!(Convention::Cpython.todo("gh-1: Fix x").len(), 1);
@@ -131,10 +152,24 @@ mod tests {
 
     #[test]
     fn renders() {
-        let commits = vec![("abc123".to_string(), "Use an enum\n\nBecause booleans hide meaning.".to_string())];
-        let checks = vec![Check { command: "cargo check".into(), passed: true, seconds: 12.34 }];
+        let commits = vec![(
+            "abc123".to_string(),
+            "Use an enum\n\nBecause booleans hide meaning.".to_string(),
+        )];
+        let checks = vec![Check {
+            command: "cargo check".into(),
+            passed: true,
+            seconds: 12.34,
+        }];
         let todo = vec!["rename it".to_string()];
-        let text = render(&Description { title: "Enums", body: Some("Part 2."), commits: &commits, depends_on: Some("base"), checks: &checks, todo: &todo });
+        let text = render(&Description {
+            title: "Enums",
+            body: Some("Part 2."),
+            commits: &commits,
+            depends_on: Some("base"),
+            checks: &checks,
+            todo: &todo,
+        });
         assert_eq!(
             text,
             "# Enums\n\nPart 2.\n\nThis builds on the pull request from branch `pr/base`; review and merge that one first.\n\n## Commits\n\n- Use an enum (abc123)\n\n### Use an enum\n\nBecause booleans hide meaning.\n\n## Verification\n\n| command | result | seconds |\n| --- | --- | ---: |\n| `cargo check` | passed | 12.3 |\n\n## Before opening\n\n- rename it\n"

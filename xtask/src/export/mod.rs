@@ -92,46 +92,87 @@ struct Built {
 
 fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result<()> {
     let Upstream::Git(url) = &project.stack.upstream else {
-        bail!("`{}` comes from PyPI; pull requests need a git upstream", project.name);
+        bail!(
+            "`{}` comes from PyPI; pull requests need a git upstream",
+            project.name
+        );
     };
     if project.stack.prs.is_empty() {
-        bail!("`{}` has no `prs:` groups in {}", project.name, layout.show(&project.manifest_path));
+        bail!(
+            "`{}` has no `prs:` groups in {}",
+            project.name,
+            layout.show(&project.manifest_path)
+        );
     }
     stack::require_clean_lint(layout, project)?;
     let mut files: BTreeMap<PatchName, Vec<String>> = BTreeMap::new();
     for p in &project.stack.series {
         let text = String::from_utf8_lossy(&std::fs::read(project.patch_path(p))?).into_owned();
-        files.insert(p.clone(), crate::patch::parse(&text).map(|i| i.paths).unwrap_or_default());
+        files.insert(
+            p.clone(),
+            crate::patch::parse(&text)
+                .map(|i| i.paths)
+                .unwrap_or_default(),
+        );
     }
     let mut groups = plan::order(&project.stack.series, &project.stack.prs, &files)
         .with_context(|| format!("checking `prs:` in {}", layout.show(&project.manifest_path)))?;
     if let Some(only) = &args.group {
-        let by_name: BTreeMap<&str, &PrGroup> = project.stack.prs.iter().map(|g| (g.name.as_str(), g)).collect();
+        let by_name: BTreeMap<&str, &PrGroup> = project
+            .stack
+            .prs
+            .iter()
+            .map(|g| (g.name.as_str(), g))
+            .collect();
         if !by_name.contains_key(only.as_str()) {
             bail!("no group `{only}` in `{}`", project.name);
         }
-        let keep: Vec<String> = plan::ancestors(only, &by_name).into_iter().map(str::to_string).chain([only.clone()]).collect();
+        let keep: Vec<String> = plan::ancestors(only, &by_name)
+            .into_iter()
+            .map(str::to_string)
+            .chain([only.clone()])
+            .collect();
         groups.retain(|g| keep.contains(&g.name));
     }
     if args.dry_run {
         for g in &groups {
-            let base = g.depends_on.first().map_or(format!("upstream `{}`", project.stack.track), |d| format!("pr/{d}"));
-            println!("pr/{:<24} on {base}: {}", g.name, g.patches.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "));
+            let base = g
+                .depends_on
+                .first()
+                .map_or(format!("upstream `{}`", project.stack.track), |d| {
+                    format!("pr/{d}")
+                });
+            println!(
+                "pr/{:<24} on {base}: {}",
+                g.name,
+                g.patches
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         return Ok(());
     }
 
     // The checkout holds the branches; it must match its stack.
-    crate::sync::sync_one(sh, layout, project, false).context("the checkout must match its stack before an export")?;
+    crate::sync::sync_one(sh, layout, project, false)
+        .context("the checkout must match its stack before an export")?;
     let co = Checkout::new(sh, &layout.checkout(&project.name));
     co.fetch_branch(&project.stack.track)?;
-    let upstream = git::ref_target(&co.open()?, &format!("refs/remotes/origin/{}", project.stack.track))
-        .with_context(|| format!("no `origin/{}` after fetching", project.stack.track))?
-        .to_string();
+    let upstream = git::ref_target(
+        &co.open()?,
+        &format!("refs/remotes/origin/{}", project.stack.track),
+    )
+    .with_context(|| format!("no `origin/{}` after fetching", project.stack.track))?
+    .to_string();
     let dir = layout.xtask_target().join("prs").join(&project.name);
     std::fs::create_dir_all(&dir)?;
     let state_path = dir.join("state.json");
-    let mut state: State = std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let mut state: State = std::fs::read_to_string(&state_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let convention = Convention::of(url);
     let cargo_target = dir.join("cargo-target");
 
@@ -151,10 +192,21 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             None => upstream.clone(),
         };
         let previous = state.groups.get(&g.name).cloned().unwrap_or_default();
-        let built = build_group(sh, &co, project, g, &base, &dir, &cargo_target, convention, &previous)?;
+        let built = build_group(
+            sh,
+            &co,
+            project,
+            g,
+            &base,
+            &dir,
+            &cargo_target,
+            convention,
+            &previous,
+        )?;
         if let Some(problem) = &built.problem {
             // Does it stand on another group without saying so?
-            let hint = hidden_dependency(sh, &co, project, g, &tips, &dir, &cargo_target, convention)?;
+            let hint =
+                hidden_dependency(sh, &co, project, g, &tips, &dir, &cargo_target, convention)?;
             let hint = hint.map_or(String::new(), |other| {
                 format!("; it works on top of `{other}`: add `depends_on: [{other}]` to group `{}` in {}", g.name, layout.show(&project.manifest_path))
             });
@@ -163,7 +215,11 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             failed.push(g.name.clone());
             continue;
         }
-        co.update_ref(&format!("refs/heads/pr/{}", g.name), &built.tip, "xtask: export-prs")?;
+        co.update_ref(
+            &format!("refs/heads/pr/{}", g.name),
+            &built.tip,
+            "xtask: export-prs",
+        )?;
         tips.insert(g.name.clone(), built.tip.clone());
         write_description(&co, &dir, g, &base, &built, convention)?;
         let verified: f64 = built.checks.iter().map(|c| c.seconds).sum();
@@ -171,8 +227,16 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             "pr/{:<24} {} {}  {}",
             g.name,
             git::short(&built.tip),
-            if built.changed { "updated " } else { "unchanged" },
-            if built.checks.is_empty() { "no verify commands".to_string() } else { format!("verified ({verified:.1} s)") }
+            if built.changed {
+                "updated "
+            } else {
+                "unchanged"
+            },
+            if built.checks.is_empty() {
+                "no verify commands".to_string()
+            } else {
+                format!("verified ({verified:.1} s)")
+            }
         ));
         let entry = state.groups.entry(g.name.clone()).or_default();
         entry.tip = built.tip.clone();
@@ -181,7 +245,9 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     let mut pushed = 0;
     if let Some(remote) = &args.push {
         for g in &groups {
-            let Some(tip) = tips.get(&g.name) else { continue };
+            let Some(tip) = tips.get(&g.name) else {
+                continue;
+            };
             let entry = state.groups.entry(g.name.clone()).or_default();
             if entry.pushed.get(remote) == Some(tip) {
                 continue;
@@ -191,7 +257,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             let lease = format!("--force-with-lease={branch}:{expected}");
             let spec = format!("{branch}:{branch}");
             let d = &co.dir;
-            let out = cmd!(sh, "git -C {d} push --quiet {lease} {remote} {spec}").quiet().ignore_status().output()?;
+            let out = cmd!(sh, "git -C {d} push --quiet {lease} {remote} {spec}")
+                .quiet()
+                .ignore_status()
+                .output()?;
             if !out.status.success() {
                 bail!(
                     "pushing pr/{} to `{remote}` was refused: the branch there is not where this tool last left it (someone else moved it?).\n{}\nlook with `git -C {} fetch {remote}` and compare before deciding",
@@ -204,7 +273,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             pushed += 1;
         }
     }
-    crate::fsx::write_atomic(&state_path, (serde_json::to_string_pretty(&state)? + "\n").as_bytes())?;
+    crate::fsx::write_atomic(
+        &state_path,
+        (serde_json::to_string_pretty(&state)? + "\n").as_bytes(),
+    )?;
     for r in &rows {
         println!("{}: {r}", project.name);
     }
@@ -237,34 +309,66 @@ fn build_group(
     if let AmOutcome::Stopped { .. } = wt.am(&patches)? {
         let n = wt.am_current().unwrap_or(0);
         wt.am_abort()?;
-        let which = g.patches.get(n.wrapping_sub(1)).map_or("?".into(), |p| p.to_string());
-        return Ok(Built { tip: String::new(), changed: false, checks: vec![], problem: Some(format!("`{which}` does not apply on {}", git::short(base))) });
+        let which = g
+            .patches
+            .get(n.wrapping_sub(1))
+            .map_or("?".into(), |p| p.to_string());
+        return Ok(Built {
+            tip: String::new(),
+            changed: false,
+            checks: vec![],
+            problem: Some(format!("`{which}` does not apply on {}", git::short(base))),
+        });
     }
     if let Some((file, text)) = convention.news_file(&g.name, &g.title, g.news.as_deref()) {
         add_news(sh, &wt, &file, &text)?;
     }
-    let tip = git::head_commit(&wt.open()?).context("no HEAD in the worktree")?.to_string();
+    let tip = git::head_commit(&wt.open()?)
+        .context("no HEAD in the worktree")?
+        .to_string();
     let changed = previous.tip != tip;
-    let checks = if !changed && !previous.checks.is_empty() && previous.checks.iter().all(|c| c.passed) {
-        previous.checks.clone()
-    } else {
-        verify(sh, &wt, &project.stack.verify, cargo_target)?
-    };
-    let problem = checks.iter().find(|c| !c.passed).map(|c| format!("`{}` failed on the branch", c.command));
-    Ok(Built { tip, changed, checks, problem })
+    let checks =
+        if !changed && !previous.checks.is_empty() && previous.checks.iter().all(|c| c.passed) {
+            previous.checks.clone()
+        } else {
+            verify(sh, &wt, &project.stack.verify, cargo_target)?
+        };
+    let problem = checks
+        .iter()
+        .find(|c| !c.passed)
+        .map(|c| format!("`{}` failed on the branch", c.command));
+    Ok(Built {
+        tip,
+        changed,
+        checks,
+        problem,
+    })
 }
 
 /// A worktree of the checkout at `base`, detached, under `target/xtask/prs/`.
-fn worktree<'a>(sh: &'a Shell, co: &Checkout, dir: &Path, name: &str, base: &str) -> Result<Checkout<'a>> {
+fn worktree<'a>(
+    sh: &'a Shell,
+    co: &Checkout,
+    dir: &Path,
+    name: &str,
+    base: &str,
+) -> Result<Checkout<'a>> {
     let path = dir.join("worktrees").join(name);
     let d = &co.dir;
     if path.join(".git").exists() {
-        cmd!(sh, "git -C {path} checkout --quiet --force --detach {base}").quiet().run()?;
+        cmd!(sh, "git -C {path} checkout --quiet --force --detach {base}")
+            .quiet()
+            .run()?;
         cmd!(sh, "git -C {path} clean -fdq").quiet().run()?;
     } else {
         let _ = std::fs::remove_dir_all(&path);
         cmd!(sh, "git -C {d} worktree prune").quiet().run()?;
-        cmd!(sh, "git -C {d} worktree add --quiet --force --detach {path} {base}").quiet().run()?;
+        cmd!(
+            sh,
+            "git -C {d} worktree add --quiet --force --detach {path} {base}"
+        )
+        .quiet()
+        .run()?;
     }
     Ok(Checkout::new(sh, &path))
 }
@@ -278,7 +382,9 @@ fn add_news(sh: &Shell, wt: &Checkout, file: &str, text: &str) -> Result<()> {
     let d = &wt.dir;
     let date = cmd!(sh, "git -C {d} log -1 --format=%ad --date=raw").read()?;
     cmd!(sh, "git -C {d} add {file}").quiet().run()?;
-    let message = format!("Add a news entry placeholder\n\nRename {file} once the pull request has a number.");
+    let message = format!(
+        "Add a news entry placeholder\n\nRename {file} once the pull request has a number."
+    );
     cmd!(sh, "git -C {d} commit --quiet --no-verify -m {message}")
         .env("GIT_AUTHOR_NAME", git::COMMITTER.0)
         .env("GIT_AUTHOR_EMAIL", git::COMMITTER.1)
@@ -291,18 +397,33 @@ fn add_news(sh: &Shell, wt: &Checkout, file: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn verify(sh: &Shell, wt: &Checkout, commands: &[String], cargo_target: &Path) -> Result<Vec<Check>> {
+fn verify(
+    sh: &Shell,
+    wt: &Checkout,
+    commands: &[String],
+    cargo_target: &Path,
+) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     for command in commands {
         let mut words = command.split_whitespace();
-        let Some(program) = words.next() else { continue };
+        let Some(program) = words.next() else {
+            continue;
+        };
         let args: Vec<&str> = words.collect();
         let sh2 = sh.clone();
         sh2.change_dir(&wt.dir);
         let t = Instant::now();
-        let result = cmd!(sh2, "{program} {args...}").env("CARGO_TARGET_DIR", cargo_target).quiet().ignore_status().output()?;
+        let result = cmd!(sh2, "{program} {args...}")
+            .env("CARGO_TARGET_DIR", cargo_target)
+            .quiet()
+            .ignore_status()
+            .output()?;
         let passed = result.status.success();
-        out.push(Check { command: command.clone(), passed, seconds: t.elapsed().as_secs_f64() });
+        out.push(Check {
+            command: command.clone(),
+            passed,
+            seconds: t.elapsed().as_secs_f64(),
+        });
         if !passed {
             break;
         }
@@ -327,7 +448,17 @@ fn hidden_dependency(
         if g.depends_on.contains(other) {
             continue;
         }
-        let probe = build_group(sh, co, project, g, tip, &dir.join("probe"), cargo_target, convention, &GroupState::default())?;
+        let probe = build_group(
+            sh,
+            co,
+            project,
+            g,
+            tip,
+            &dir.join("probe"),
+            cargo_target,
+            convention,
+            &GroupState::default(),
+        )?;
         if probe.problem.is_none() {
             return Ok(Some(other.clone()));
         }
@@ -335,15 +466,30 @@ fn hidden_dependency(
     Ok(None)
 }
 
-fn write_description(co: &Checkout, dir: &Path, g: &PrGroup, base: &str, built: &Built, convention: Convention) -> Result<()> {
+fn write_description(
+    co: &Checkout,
+    dir: &Path,
+    g: &PrGroup,
+    base: &str,
+    built: &Built,
+    convention: Convention,
+) -> Result<()> {
     let repo = co.open()?;
-    let commits: Vec<(String, String)> = git::commits_between(&repo, git2::Oid::from_str(base)?, git2::Oid::from_str(&built.tip)?)?
-        .into_iter()
-        .map(|(id, _)| {
-            let message = repo.find_commit(id).ok().and_then(|c| c.message().ok().map(str::to_string)).unwrap_or_default();
-            (git::short(id), plan::public_message(&message))
-        })
-        .collect();
+    let commits: Vec<(String, String)> = git::commits_between(
+        &repo,
+        git2::Oid::from_str(base)?,
+        git2::Oid::from_str(&built.tip)?,
+    )?
+    .into_iter()
+    .map(|(id, _)| {
+        let message = repo
+            .find_commit(id)
+            .ok()
+            .and_then(|c| c.message().ok().map(str::to_string))
+            .unwrap_or_default();
+        (git::short(id), plan::public_message(&message))
+    })
+    .collect();
     let todo = convention.todo(&g.title);
     let text = describe::render(&describe::Description {
         title: &g.title,

@@ -8,15 +8,27 @@ use anyhow::{Result, bail};
 use crate::manifest::{PatchName, PrGroup};
 
 /// The groups in an order where every group comes after the one it is stacked on.
-pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchName, Vec<String>>) -> Result<Vec<PrGroup>> {
+pub fn order(
+    series: &[PatchName],
+    groups: &[PrGroup],
+    files: &BTreeMap<PatchName, Vec<String>>,
+) -> Result<Vec<PrGroup>> {
     let by_name: BTreeMap<&str, &PrGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
     if by_name.len() != groups.len() {
         bail!("two pull-request groups have the same name");
     }
     let mut owner: BTreeMap<&PatchName, &str> = BTreeMap::new();
     for g in groups {
-        if g.name.is_empty() || !g.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            bail!("group name `{}` must be letters, digits, `-`, `_` or `.` (it names the branch pr/<name>)", g.name);
+        if g.name.is_empty()
+            || !g
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            bail!(
+                "group name `{}` must be letters, digits, `-`, `_` or `.` (it names the branch pr/<name>)",
+                g.name
+            );
         }
         if g.patches.is_empty() {
             bail!("group `{}` has no patches", g.name);
@@ -29,12 +41,20 @@ pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchNam
                 bail!("`{p}` is in two groups: `{other}` and `{}`", g.name);
             }
         }
-        let positions: Vec<usize> = g.patches.iter().map(|p| series.iter().position(|s| s == p).unwrap()).collect();
+        let positions: Vec<usize> = g
+            .patches
+            .iter()
+            .map(|p| series.iter().position(|s| s == p).unwrap())
+            .collect();
         if positions.windows(2).any(|w| w[0] > w[1]) {
             bail!("group `{}` lists its patches out of series order", g.name);
         }
         if g.depends_on.len() > 1 {
-            bail!("group `{}` depends on {} groups; a branch stacks on one (make the others depend on each other)", g.name, g.depends_on.len());
+            bail!(
+                "group `{}` depends on {} groups; a branch stacks on one (make the others depend on each other)",
+                g.name,
+                g.depends_on.len()
+            );
         }
         for d in &g.depends_on {
             if !by_name.contains_key(d.as_str()) {
@@ -47,10 +67,18 @@ pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchNam
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     while ordered.len() < groups.len() {
         // Of the groups that can come next, the one that starts earliest in the series.
-        let first_at = |g: &PrGroup| series.iter().position(|s| Some(s) == g.patches.first()).unwrap_or(usize::MAX);
+        let first_at = |g: &PrGroup| {
+            series
+                .iter()
+                .position(|s| Some(s) == g.patches.first())
+                .unwrap_or(usize::MAX)
+        };
         let next = groups
             .iter()
-            .filter(|g| !placed.contains(g.name.as_str()) && g.depends_on.iter().all(|d| placed.contains(d.as_str())))
+            .filter(|g| {
+                !placed.contains(g.name.as_str())
+                    && g.depends_on.iter().all(|d| placed.contains(d.as_str()))
+            })
             .min_by_key(|g| first_at(g));
         match next {
             Some(g) => {
@@ -58,8 +86,15 @@ pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchNam
                 ordered.push(g.clone());
             }
             None => {
-                let stuck: Vec<&str> = groups.iter().filter(|g| !placed.contains(g.name.as_str())).map(|g| g.name.as_str()).collect();
-                bail!("the groups {} depend on each other in a cycle", stuck.join(", "));
+                let stuck: Vec<&str> = groups
+                    .iter()
+                    .filter(|g| !placed.contains(g.name.as_str()))
+                    .map(|g| g.name.as_str())
+                    .collect();
+                bail!(
+                    "the groups {} depend on each other in a cycle",
+                    stuck.join(", ")
+                );
             }
         }
     }
@@ -71,19 +106,29 @@ pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchNam
         for p in &g.patches {
             let at = series.iter().position(|s| s == p).unwrap();
             for earlier in &series[..at] {
-                let Some(other) = owner.get(earlier) else { continue };
+                let Some(other) = owner.get(earlier) else {
+                    continue;
+                };
                 if *other == g.name || stands_on.contains(*other) {
                     continue;
                 }
                 let shared: Vec<&String> = files
                     .get(p)
-                    .map(|mine| mine.iter().filter(|f| files.get(earlier).is_some_and(|theirs| theirs.contains(f))).collect())
+                    .map(|mine| {
+                        mine.iter()
+                            .filter(|f| files.get(earlier).is_some_and(|theirs| theirs.contains(f)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if !shared.is_empty() {
                     bail!(
                         "group `{}` has `{p}`, which comes after `{earlier}` of group `{other}` and touches the same files ({}); add `depends_on: [{other}]` to `{}` or reorder the series",
                         g.name,
-                        shared.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        shared
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         g.name
                     );
                 }
@@ -96,7 +141,10 @@ pub fn order(series: &[PatchName], groups: &[PrGroup], files: &BTreeMap<PatchNam
 /// The groups `name` stands on, transitively.
 pub fn ancestors<'a>(name: &str, by_name: &BTreeMap<&'a str, &'a PrGroup>) -> BTreeSet<&'a str> {
     let mut out = BTreeSet::new();
-    let mut todo: Vec<&str> = by_name.get(name).map(|g| g.depends_on.iter().map(|d| d.as_str()).collect()).unwrap_or_default();
+    let mut todo: Vec<&str> = by_name
+        .get(name)
+        .map(|g| g.depends_on.iter().map(|d| d.as_str()).collect())
+        .unwrap_or_default();
     while let Some(d) = todo.pop() {
         if let Some((key, g)) = by_name.get_key_value(d)
             && out.insert(*key)
@@ -110,7 +158,10 @@ pub fn ancestors<'a>(name: &str, by_name: &BTreeMap<&'a str, &'a PrGroup>) -> BT
 /// A commit message for a pull request: without the trailers that only mean something here.
 pub fn public_message(message: &str) -> String {
     let internal = ["Upstream-Status:"];
-    let kept: Vec<&str> = message.lines().filter(|l| !internal.iter().any(|t| l.starts_with(t))).collect();
+    let kept: Vec<&str> = message
+        .lines()
+        .filter(|l| !internal.iter().any(|t| l.starts_with(t)))
+        .collect();
     let mut text = kept.join("\n");
     while text.ends_with('\n') || text.ends_with(' ') {
         text.pop();
@@ -138,7 +189,12 @@ mod tests {
     }
 
     fn series() -> Vec<PatchName> {
-        ["a1.patch", "a2.patch", "b1.patch", "b2.patch", "c1.patch", "c2.patch"].iter().map(|x| p(x)).collect()
+        [
+            "a1.patch", "a2.patch", "b1.patch", "b2.patch", "c1.patch", "c2.patch",
+        ]
+        .iter()
+        .map(|x| p(x))
+        .collect()
     }
 
     fn files(pairs: &[(&str, &str)]) -> BTreeMap<PatchName, Vec<String>> {
@@ -151,9 +207,17 @@ mod tests {
 
     #[test]
     fn orders_stacked_groups_after_their_base() {
-        let groups = vec![group("c", &["c1.patch", "c2.patch"], &["a"]), group("a", &["a1.patch", "a2.patch"], &[]), group("b", &["b1.patch", "b2.patch"], &[])];
+        let groups = vec![
+            group("c", &["c1.patch", "c2.patch"], &["a"]),
+            group("a", &["a1.patch", "a2.patch"], &[]),
+            group("b", &["b1.patch", "b2.patch"], &[]),
+        ];
         let f = files(&[("a1.patch", "x"), ("b1.patch", "y"), ("c1.patch", "x")]);
-        let names: Vec<String> = order(&series(), &groups, &f).unwrap().into_iter().map(|g| g.name).collect();
+        let names: Vec<String> = order(&series(), &groups, &f)
+            .unwrap()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
         assert_eq!(names, ["a", "b", "c"]);
     }
 
@@ -161,11 +225,32 @@ mod tests {
     fn refusals() {
         let f = files(&[]);
         let cases: Vec<(Vec<PrGroup>, &str)> = vec![
-            (vec![group("a", &["a1.patch"], &[]), group("b", &["a1.patch"], &[])], "`a1.patch` is in two groups: `a` and `b`"),
-            (vec![group("a", &["zz.patch"], &[])], "lists `zz.patch`, which is not in the series"),
-            (vec![group("a", &["a1.patch"], &["nope"])], "depends on `nope`, which is not a group"),
-            (vec![group("a", &["a1.patch"], &["b"]), group("b", &["b1.patch"], &["a"])], "the groups a, b depend on each other in a cycle"),
-            (vec![group("a", &["a2.patch", "a1.patch"], &[])], "out of series order"),
+            (
+                vec![
+                    group("a", &["a1.patch"], &[]),
+                    group("b", &["a1.patch"], &[]),
+                ],
+                "`a1.patch` is in two groups: `a` and `b`",
+            ),
+            (
+                vec![group("a", &["zz.patch"], &[])],
+                "lists `zz.patch`, which is not in the series",
+            ),
+            (
+                vec![group("a", &["a1.patch"], &["nope"])],
+                "depends on `nope`, which is not a group",
+            ),
+            (
+                vec![
+                    group("a", &["a1.patch"], &["b"]),
+                    group("b", &["b1.patch"], &["a"]),
+                ],
+                "the groups a, b depend on each other in a cycle",
+            ),
+            (
+                vec![group("a", &["a2.patch", "a1.patch"], &[])],
+                "out of series order",
+            ),
             (vec![group("a b", &["a1.patch"], &[])], "must be letters"),
         ];
         for (groups, want) in cases {
@@ -176,17 +261,31 @@ mod tests {
 
     #[test]
     fn refuses_to_move_a_patch_past_one_touching_the_same_files() {
-        let groups = vec![group("a", &["a1.patch", "a2.patch"], &[]), group("c", &["c1.patch"], &[])];
-        let f = files(&[("a2.patch", "src/impl_.rs"), ("c1.patch", "src/impl_.rs"), ("c1.patch", "README")]);
+        let groups = vec![
+            group("a", &["a1.patch", "a2.patch"], &[]),
+            group("c", &["c1.patch"], &[]),
+        ];
+        let f = files(&[
+            ("a2.patch", "src/impl_.rs"),
+            ("c1.patch", "src/impl_.rs"),
+            ("c1.patch", "README"),
+        ]);
         let err = order(&series(), &groups, &f).unwrap_err().to_string();
         assert!(err.contains("`c1.patch`, which comes after `a2.patch` of group `a` and touches the same files (src/impl_.rs); add `depends_on: [a]`"), "{err}");
-        let stacked = vec![group("a", &["a1.patch", "a2.patch"], &[]), group("c", &["c1.patch"], &["a"])];
+        let stacked = vec![
+            group("a", &["a1.patch", "a2.patch"], &[]),
+            group("c", &["c1.patch"], &["a"]),
+        ];
         order(&series(), &stacked, &f).unwrap();
     }
 
     #[test]
     fn public_messages_drop_internal_trailers() {
-        let m = "Use enums for the ABI\n\nBody.\n\nSigned-off-by: A <a@b>\nUpstream-Status: Pending\n";
-        assert_eq!(public_message(m), "Use enums for the ABI\n\nBody.\n\nSigned-off-by: A <a@b>");
+        let m =
+            "Use enums for the ABI\n\nBody.\n\nSigned-off-by: A <a@b>\nUpstream-Status: Pending\n";
+        assert_eq!(
+            public_message(m),
+            "Use enums for the ABI\n\nBody.\n\nSigned-off-by: A <a@b>"
+        );
     }
 }

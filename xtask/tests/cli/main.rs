@@ -4,6 +4,7 @@ mod harness;
 
 mod concurrency;
 mod conflicts;
+mod export;
 mod protection;
 mod pypi;
 mod refusals;
