@@ -105,15 +105,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         );
     }
     stack::require_clean_lint(layout, project)?;
-    let mut files: BTreeMap<PatchName, Vec<String>> = BTreeMap::new();
+    let mut files: BTreeMap<PatchName, Vec<crate::patch::Hunk>> = BTreeMap::new();
     for p in &project.stack.series {
         let text = String::from_utf8_lossy(&std::fs::read(project.patch_path(p))?).into_owned();
-        files.insert(
-            p.clone(),
-            crate::patch::parse(&text)
-                .map(|i| i.paths)
-                .unwrap_or_default(),
-        );
+        files.insert(p.clone(), crate::patch::hunks(&text));
     }
     let mut groups = plan::order(&project.stack.series, &project.stack.prs, &files)
         .with_context(|| format!("checking `prs:` in {}", layout.show(&project.manifest_path)))?;

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Result, bail};
 
 use crate::manifest::{PatchName, PrGroup};
+use crate::patch::{Hunk, overlaps};
 
 /// The groups in an order where every group comes after the one it is stacked on.
 pub fn order(
     series: &[PatchName],
     groups: &[PrGroup],
-    files: &BTreeMap<PatchName, Vec<String>>,
+    hunks: &BTreeMap<PatchName, Vec<Hunk>>,
 ) -> Result<Vec<PrGroup>> {
     let by_name: BTreeMap<&str, &PrGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
     if by_name.len() != groups.len() {
@@ -99,8 +100,8 @@ pub fn order(
         }
     }
     // A group's branch leaves out every patch of groups it does not stand on. That is only
-    // sound when its own patches can move past those earlier ones: refuse when they touch
-    // the same files.
+    // sound when its own patches can move past those earlier ones: refuse when a later hunk
+    // meets lines an earlier patch wrote (the same file alone is fine).
     for g in groups {
         let stands_on = ancestors(&g.name, &by_name);
         for p in &g.patches {
@@ -112,23 +113,16 @@ pub fn order(
                 if *other == g.name || stands_on.contains(*other) {
                     continue;
                 }
-                let shared: Vec<&String> = files
-                    .get(p)
-                    .map(|mine| {
-                        mine.iter()
-                            .filter(|f| files.get(earlier).is_some_and(|theirs| theirs.contains(f)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let empty = Vec::new();
+                let shared = overlaps(
+                    hunks.get(earlier).unwrap_or(&empty),
+                    hunks.get(p).unwrap_or(&empty),
+                );
                 if !shared.is_empty() {
                     bail!(
-                        "group `{}` has `{p}`, which comes after `{earlier}` of group `{other}` and touches the same files ({}); add `depends_on: [{other}]` to `{}` or reorder the series",
+                        "group `{}` has `{p}`, which comes after `{earlier}` of group `{other}` and changes the same lines of {}; add `depends_on: [{other}]` to `{}` or reorder the series",
                         g.name,
-                        shared
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        shared.join(", "),
                         g.name
                     );
                 }
@@ -197,10 +191,15 @@ mod tests {
         .collect()
     }
 
-    fn files(pairs: &[(&str, &str)]) -> BTreeMap<PatchName, Vec<String>> {
-        let mut m: BTreeMap<PatchName, Vec<String>> = BTreeMap::new();
+    /// Each patch changes lines 10-17 of the file given.
+    fn files(pairs: &[(&str, &str)]) -> BTreeMap<PatchName, Vec<Hunk>> {
+        let mut m: BTreeMap<PatchName, Vec<Hunk>> = BTreeMap::new();
         for (patch, file) in pairs {
-            m.entry(p(patch)).or_default().push(file.to_string());
+            m.entry(p(patch)).or_default().push(Hunk {
+                path: file.to_string(),
+                old: (10, 7),
+                new: (10, 8),
+            });
         }
         m
     }
@@ -271,7 +270,7 @@ mod tests {
             ("c1.patch", "README"),
         ]);
         let err = order(&series(), &groups, &f).unwrap_err().to_string();
-        assert!(err.contains("`c1.patch`, which comes after `a2.patch` of group `a` and touches the same files (src/impl_.rs); add `depends_on: [a]`"), "{err}");
+        assert!(err.contains("`c1.patch`, which comes after `a2.patch` of group `a` and changes the same lines of src/impl_.rs; add `depends_on: [a]`"), "{err}");
         let stacked = vec![
             group("a", &["a1.patch", "a2.patch"], &[]),
             group("c", &["c1.patch"], &["a"]),

@@ -174,7 +174,7 @@ fn a_group_that_cannot_move_past_another_is_refused() {
         .replace("    depends_on: [alpha]\n", "");
     std::fs::write(&path, text).unwrap();
     let run = w.fails(&["export-prs", "demo"], 1);
-    assert!(run.stderr.contains("group `gamma` has `Shout-line-ten.patch`, which comes after `Spell-out-line-ten.patch` of group `alpha` and touches the same files (src/lib.c)"), "{}", run.stderr);
+    assert!(run.stderr.contains("group `gamma` has `Shout-line-ten.patch`, which comes after `Spell-out-line-ten.patch` of group `alpha` and changes the same lines of src/lib.c"), "{}", run.stderr);
 }
 
 #[test]
