@@ -36,6 +36,8 @@ pub struct StackStatus {
     /// Upstream commits on `track` after the base, when `track` has been fetched.
     pub behind: Option<usize>,
     pub checkout: &'static str,
+    /// The first sentence line of `patches/<project>/README.md`: where the stack stands.
+    pub summary: Option<String>,
     pub details: Vec<String>,
     /// The last `sync --update --dry-run`: per patch, what would happen on the newest upstream.
     pub last_dry_run: Option<crate::update::DryRun>,
@@ -65,6 +67,9 @@ impl Args {
                 r.checkout,
                 behind
             );
+            if let Some(summary) = &r.summary {
+                println!("{:<13} {summary}", "");
+            }
             for d in &r.details {
                 println!("{:<13} {d}", "");
             }
@@ -91,6 +96,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         patches: s.series.len(),
         behind: None,
         checkout: "missing",
+        summary: readme_summary(&project.dir.join("README.md")),
         details: Vec::new(),
         last_dry_run: None,
     };
@@ -168,4 +174,36 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
             .push("pinned sdist not imported yet: run `cargo xtask sync`".into());
     }
     Ok(row)
+}
+
+/// The first line of text after the title of a stack's README.
+pub fn readme_summary(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_the_first_line_after_the_title() {
+        let dir = std::env::temp_dir().join(format!("xtask-readme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("README.md");
+        std::fs::write(
+            &path,
+            "# cffi\n\nNo patches needed: upstream.\n\n- details\n",
+        )
+        .unwrap();
+        assert_eq!(
+            readme_summary(&path).as_deref(),
+            Some("No patches needed: upstream.")
+        );
+        assert_eq!(readme_summary(&dir.join("missing.md")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
