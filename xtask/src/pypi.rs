@@ -54,61 +54,82 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-/// Picks `name`'s `version` sdist out of the index page; `page_url` resolves relative links.
-pub fn sdist_from_index(json: &str, page_url: &str, name: &str, version: &str) -> Result<Sdist> {
-    let project: Project = serde_json::from_str(json).context("reading the index's JSON")?;
-    let want = normalize(name);
-    let file = project
-        .files
-        .into_iter()
-        .find(|f| {
-            f.filename
-                .strip_suffix(".tar.gz")
-                .and_then(|stem| stem.rsplit_once('-'))
-                .is_some_and(|(n, v)| normalize(n) == want && v == version)
+/// A project's page in the package index, fetched once and asked for versions and files.
+pub struct Index {
+    name: String,
+    url: String,
+    files: Vec<File>,
+}
+
+impl Index {
+    pub fn fetch(sh: &Shell, name: &str) -> Result<Index> {
+        let (json, url) = index_page(sh, name)?;
+        Index::parse(&json, &url, name).with_context(|| format!("reading {url}"))
+    }
+
+    /// `url` is the page's own address, against which relative links resolve.
+    pub fn parse(json: &str, url: &str, name: &str) -> Result<Index> {
+        let project: Project = serde_json::from_str(json).context("reading the index's JSON")?;
+        Ok(Index {
+            name: name.to_string(),
+            url: url.to_string(),
+            files: project.files,
         })
-        .with_context(|| format!("the index has no .tar.gz sdist of {name} {version}"))?;
-    let sha256 = file
-        .hashes
-        .get("sha256")
-        .cloned()
-        .context("the index gives no sha256")?;
-    let url = if file.url.contains("://") {
-        file.url
-    } else {
-        format!(
-            "{}/{}",
-            page_url.rsplit_once('/').map_or(page_url, |(dir, _)| dir),
-            file.url
-        )
-    };
-    Ok(Sdist {
-        url,
-        filename: file.filename,
-        sha256,
-    })
+    }
+
+    /// `(file, version)` for each `.tar.gz` sdist of this project.
+    fn sdists(&self) -> impl Iterator<Item = (&File, &str)> {
+        let want = normalize(&self.name);
+        self.files.iter().filter_map(move |f| {
+            let (n, v) = f.filename.strip_suffix(".tar.gz")?.rsplit_once('-')?;
+            (normalize(n) == want).then_some((f, v))
+        })
+    }
+
+    /// Every version with a `.tar.gz` sdist.
+    pub fn versions(&self) -> Vec<String> {
+        let mut versions: Vec<String> = self.sdists().map(|(_, v)| v.to_string()).collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+
+    /// The sdist of `version`.
+    pub fn sdist(&self, version: &str) -> Result<Sdist> {
+        let (file, _) = self
+            .sdists()
+            .find(|(_, v)| *v == version)
+            .with_context(|| {
+                format!("the index has no .tar.gz sdist of {} {version}", self.name)
+            })?;
+        let sha256 = file
+            .hashes
+            .get("sha256")
+            .cloned()
+            .context("the index gives no sha256")?;
+        let url = if file.url.contains("://") {
+            file.url.clone()
+        } else {
+            format!(
+                "{}/{}",
+                self.url
+                    .rsplit_once('/')
+                    .map_or(self.url.as_str(), |(dir, _)| dir),
+                file.url
+            )
+        };
+        Ok(Sdist {
+            url,
+            filename: file.filename.clone(),
+            sha256,
+        })
+    }
 }
 
-pub fn find_sdist(sh: &Shell, name: &str, version: &str) -> Result<Sdist> {
-    let (json, url) = index_page(sh, name)?;
-    sdist_from_index(&json, &url, name, version).with_context(|| format!("reading {url}"))
-}
-
-/// Every version of `name` with a `.tar.gz` sdist in the index.
-pub fn sdist_versions(sh: &Shell, name: &str) -> Result<Vec<String>> {
-    let (json, url) = index_page(sh, name)?;
-    let project: Project = serde_json::from_str(&json).with_context(|| format!("reading {url}"))?;
-    let want = normalize(name);
-    let mut versions: Vec<String> = project
-        .files
-        .iter()
-        .filter_map(|f| f.filename.strip_suffix(".tar.gz")?.rsplit_once('-'))
-        .filter(|(n, _)| normalize(n) == want)
-        .map(|(_, v)| v.to_string())
-        .collect();
-    versions.sort();
-    versions.dedup();
-    Ok(versions)
+/// Picks `name`'s `version` sdist out of the index page; `page_url` resolves relative links.
+#[cfg(test)]
+fn sdist_from_index(json: &str, page_url: &str, name: &str, version: &str) -> Result<Sdist> {
+    Index::parse(json, page_url, name)?.sdist(version)
 }
 
 fn index_page(sh: &Shell, name: &str) -> Result<(String, String)> {
@@ -337,6 +358,20 @@ pub fn download(sh: &Shell, sdist: &Sdist, want_sha256: &str, cache: &Path) -> R
     }
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// Downloads `sdist` (checked against `sha256`) into `target/sdists/` and imports it into the
+/// checkout: the one way a PyPI base becomes a commit, for sync and for updates.
+pub fn download_and_import(
+    co: &Checkout,
+    target: &Path,
+    name: &str,
+    version: &str,
+    sdist: &Sdist,
+    sha256: &str,
+) -> Result<String> {
+    let archive = download(co.sh, sdist, sha256, &target.join("sdists"))?;
+    import(co, &archive, name, version, sha256, target)
 }
 
 /// The ref under which an imported sdist's commit is kept.

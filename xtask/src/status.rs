@@ -8,7 +8,8 @@ use xshell::Shell;
 use crate::git::{self, Checkout};
 use crate::manifest::{Base, Upstream};
 use crate::pypi;
-use crate::stack::{self, CheckoutState, Layout, Project};
+use crate::stack::{Layout, Project};
+use crate::sync::Plan;
 
 /// Show each stack's base, how far `track` has moved, its patches and its checkout's state.
 ///
@@ -144,28 +145,21 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         }
         row.last_dry_run = Some(dry);
     }
-    let state = CheckoutState::read(&dir);
-    let head = git::head_commit(&repo);
-    row.checkout = if co.am_in_progress() {
-        row.details
-            .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());
-        "mid-conflict"
-    } else if !co.uncommitted_changes()?.is_empty() {
-        "uncommitted-changes"
-    } else if let Some(state) =
-        state.filter(|st| Some(st.tip.as_str()) == head.map(|h| h.to_string()).as_deref())
-    {
-        if stack::digest(project)? == state.digest {
-            "clean"
-        } else {
-            "stale"
+    // The same reading of the checkout that sync acts on.
+    row.checkout = match crate::sync::plan(&crate::sync::observe(&co, &repo, project)?) {
+        Plan::Conflict => {
+            row.details
+                .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());
+            "mid-conflict"
         }
-    } else if head.is_some() && git::ref_target(&repo, git::BASE_REF).is_some() {
-        row.details
-            .push(format!("keep with `cargo xtask save {}`", project.name));
-        "unsaved-commits"
-    } else {
-        "stale"
+        Plan::Unsaved { uncommitted, .. } if !uncommitted.is_empty() => "uncommitted-changes",
+        Plan::Unsaved { .. } => {
+            row.details
+                .push(format!("keep with `cargo xtask save {}`", project.name));
+            "unsaved-commits"
+        }
+        Plan::UpToDate => "clean",
+        Plan::Apply => "stale",
     };
     if let Base::Sdist { sha256, .. } = &s.base
         && git::ref_target(&repo, &pypi::import_ref(sha256)).is_none()

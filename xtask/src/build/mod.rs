@@ -275,6 +275,7 @@ fn experiment(
     let mut specs = Vec::new();
     let mut actions: BTreeMap<String, Action> = BTreeMap::new();
     let cpython_tree = tree_of(layout, "cpython")?;
+    let (setuptools_tree, cffi_tree) = (tree_of(layout, "setuptools")?, tree_of(layout, "cffi")?);
     for (interp, ft) in INTERPRETERS {
         let name = format!("cpython/{interp}");
         specs.push(StepSpec {
@@ -310,8 +311,8 @@ fn experiment(
             deps: vec![cpython.clone(), "maturin".into()],
             inputs: vec![
                 input("constraints", tool("constraints")),
-                input("setuptools", tree_of(layout, "setuptools")?),
-                input("cffi", tree_of(layout, "cffi")?),
+                input("setuptools", setuptools_tree.clone()),
+                input("cffi", cffi_tree.clone()),
             ],
         });
         let e = env.clone();

@@ -243,14 +243,10 @@ pub fn environment(env: &Env, ctx: &Ctx, cpython_step: &str) -> Result<()> {
         ctx,
         cmd!(sh, "{py} -m pip install --quiet --no-deps {cffi_wheel}"),
     )?;
-    let wheels: Vec<PathBuf> = std::fs::read_dir(ctx.dep("maturin"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
-        .collect();
+    let maturin = wheel_in(ctx.dep("maturin"))?;
     logged(
         ctx,
-        cmd!(sh, "{py} -m pip install --quiet --no-deps {wheels...}"),
+        cmd!(sh, "{py} -m pip install --quiet --no-deps {maturin}"),
     )?;
     Ok(())
 }
@@ -268,10 +264,12 @@ fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBu
     let tar = dest.with_extension("tar");
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest)?;
-    logged(
-        ctx,
-        cmd!(sh, "git -C {co} archive --format=tar -o {tar} HEAD"),
-    )?;
+    ctx.note(&format!(
+        "$ git -C {} archive -o {} HEAD",
+        co.display(),
+        tar.display()
+    ))?;
+    crate::git::Checkout::new(sh, &co).archive_head(&tar)?;
     logged(ctx, cmd!(sh, "tar -xf {tar} -C {dest}"))?;
     let _ = std::fs::remove_file(&tar);
     Ok(dest)

@@ -51,6 +51,23 @@ pub struct Row {
     pub wheel: Option<String>,
 }
 
+impl Row {
+    /// The row's values in matrix order, for the markdown and the terminal tables.
+    fn cells(&self) -> [String; 8] {
+        let c = self.counts.clone().unwrap_or_default();
+        [
+            self.target.clone(),
+            self.interpreter.clone(),
+            self.installer.clone(),
+            self.outcome.clone(),
+            c.passed.to_string(),
+            c.failed.to_string(),
+            c.skipped.to_string(),
+            self.wheel.clone().unwrap_or_else(|| "-".into()),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StackInfo {
     pub project: String,
@@ -89,18 +106,7 @@ impl Report {
         );
         s.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | --- |\n");
         for r in &self.matrix {
-            let c = r.counts.clone().unwrap_or_default();
-            s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                r.target,
-                r.interpreter,
-                r.installer,
-                r.outcome,
-                c.passed,
-                c.failed,
-                c.skipped,
-                r.wheel.as_deref().unwrap_or("-")
-            ));
+            s.push_str(&format!("| {} |\n", r.cells().join(" | ")));
         }
         s.push_str("\n## stacks\n\n| stack | base | version | patches | series digest |\n| --- | --- | ---: | ---: | --- |\n");
         for st in &self.stacks {
@@ -137,17 +143,9 @@ impl Report {
             "target", "interpreter", "installer", "result", "passed", "failed", "skipped"
         );
         for r in &self.matrix {
-            let c = r.counts.clone().unwrap_or_default();
+            let [t, i, n, o, p, f, k, w] = r.cells();
             s.push_str(&format!(
-                "{:<14} {:<13} {:<9} {:<8} {:>7} {:>7} {:>7}  {}\n",
-                r.target,
-                r.interpreter,
-                r.installer,
-                r.outcome,
-                c.passed,
-                c.failed,
-                c.skipped,
-                r.wheel.as_deref().unwrap_or("-")
+                "{t:<14} {i:<13} {n:<9} {o:<8} {p:>7} {f:>7} {k:>7}  {w}\n"
             ));
         }
         s

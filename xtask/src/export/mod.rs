@@ -249,18 +249,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             }
             let expected = entry.pushed.get(remote).cloned().unwrap_or_default();
             let branch = format!("refs/heads/pr/{}", g.name);
-            let lease = format!("--force-with-lease={branch}:{expected}");
-            let spec = format!("{branch}:{branch}");
-            let d = &co.dir;
-            let out = cmd!(sh, "git -C {d} push --quiet {lease} {remote} {spec}")
-                .quiet()
-                .ignore_status()
-                .output()?;
-            if !out.status.success() {
+            if let Some(refusal) = co.push_with_lease(remote, &branch, &expected)? {
                 bail!(
-                    "pushing pr/{} to `{remote}` was refused: the branch there is not where this tool last left it (someone else moved it?).\n{}\nlook with `git -C {} fetch {remote}` and compare before deciding",
+                    "pushing pr/{} to `{remote}` was refused: the branch there is not where this tool last left it (someone else moved it?).\n{refusal}\nlook with `git -C {} fetch {remote}` and compare before deciding",
                     g.name,
-                    String::from_utf8_lossy(&out.stderr).trim(),
                     layout.show(&co.dir)
                 );
             }
@@ -299,7 +291,7 @@ fn build_group(
     convention: Convention,
     previous: &GroupState,
 ) -> Result<Built> {
-    let wt = worktree(sh, co, dir, &g.name, base)?;
+    let wt = co.worktree_at(&dir.join("worktrees").join(&g.name), base)?;
     let patches: Vec<PathBuf> = g.patches.iter().map(|p| project.patch_path(p)).collect();
     if let AmOutcome::Stopped { .. } = wt.am(&patches)? {
         let n = wt.am_current().unwrap_or(0);
@@ -316,7 +308,7 @@ fn build_group(
         });
     }
     if let Some((file, text)) = convention.news_file(&g.name, &g.title, g.news.as_deref()) {
-        add_news(sh, &wt, &file, &text)?;
+        add_news(&wt, &file, &text)?;
     }
     let tip = git::head_commit(&wt.open()?)
         .context("no HEAD in the worktree")?
@@ -340,56 +332,16 @@ fn build_group(
     })
 }
 
-/// A worktree of the checkout at `base`, detached, under `target/xtask/prs/`.
-fn worktree<'a>(
-    sh: &'a Shell,
-    co: &Checkout,
-    dir: &Path,
-    name: &str,
-    base: &str,
-) -> Result<Checkout<'a>> {
-    let path = dir.join("worktrees").join(name);
-    let d = &co.dir;
-    if path.join(".git").exists() {
-        cmd!(sh, "git -C {path} checkout --quiet --force --detach {base}")
-            .quiet()
-            .run()?;
-        cmd!(sh, "git -C {path} clean -fdq").quiet().run()?;
-    } else {
-        let _ = std::fs::remove_dir_all(&path);
-        cmd!(sh, "git -C {d} worktree prune").quiet().run()?;
-        cmd!(
-            sh,
-            "git -C {d} worktree add --quiet --force --detach {path} {base}"
-        )
-        .quiet()
-        .run()?;
-    }
-    Ok(Checkout::new(sh, &path))
-}
-
-/// Commits the upstream's news placeholder, dated like the last patch so the tip stays the
-/// same for the same patches.
-fn add_news(sh: &Shell, wt: &Checkout, file: &str, text: &str) -> Result<()> {
+/// Commits the upstream's news placeholder (dated like the last patch, so the tip stays the
+/// same for the same patches).
+fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     let path = wt.dir.join(file);
     std::fs::create_dir_all(path.parent().unwrap())?;
     std::fs::write(&path, text)?;
-    let d = &wt.dir;
-    let date = cmd!(sh, "git -C {d} log -1 --format=%ad --date=raw").read()?;
-    cmd!(sh, "git -C {d} add {file}").quiet().run()?;
     let message = format!(
         "Add a news entry placeholder\n\nRename {file} once the pull request has a number."
     );
-    cmd!(sh, "git -C {d} commit --quiet --no-verify -m {message}")
-        .env("GIT_AUTHOR_NAME", git::COMMITTER.0)
-        .env("GIT_AUTHOR_EMAIL", git::COMMITTER.1)
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_NAME", git::COMMITTER.0)
-        .env("GIT_COMMITTER_EMAIL", git::COMMITTER.1)
-        .env("GIT_COMMITTER_DATE", &date)
-        .quiet()
-        .run()?;
-    Ok(())
+    wt.commit_file_as_tool(file, &message)
 }
 
 fn verify(

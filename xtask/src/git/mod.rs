@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 mod history;
+mod worktree;
 pub use history::UpstreamChange;
 
 /// The committer every commit made by the tool carries, so that applying the same series to
@@ -349,15 +350,8 @@ impl<'a> Checkout<'a> {
 
     /// `git stash create`: a commit holding uncommitted changes, touching nothing.
     pub fn stash_create(&self) -> Result<Option<String>> {
-        let id = self
-            .git()
-            .args(["stash", "create", "xtask backup"])
-            // The backup commit needs an identity even where the user has none configured.
-            .env("GIT_AUTHOR_NAME", COMMITTER.0)
-            .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
-            .env("GIT_COMMITTER_NAME", COMMITTER.0)
-            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-            .read()?;
+        // The backup commit needs an identity even where the user has none configured.
+        let id = as_tool(self.git().args(["stash", "create", "xtask backup"]), None).read()?;
         Ok(if id.trim().is_empty() {
             None
         } else {
@@ -386,17 +380,26 @@ impl<'a> Checkout<'a> {
             .read()?;
         let _ = std::fs::remove_file(&index);
         let date = "946684800 +0000";
-        let id = self
-            .git()
-            .args(["commit-tree", tree.trim(), "-m", message])
-            .env("GIT_AUTHOR_NAME", COMMITTER.0)
-            .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_NAME", COMMITTER.0)
-            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-            .env("GIT_COMMITTER_DATE", date)
-            .read()?;
+        let id = as_tool(
+            self.git().args(["commit-tree", tree.trim(), "-m", message]),
+            Some(date),
+        )
+        .read()?;
         Ok(id.trim().to_string())
+    }
+}
+
+/// Runs `cmd` as the tool: fixed author and committer, and when `date` is given, that date
+/// for both, so the commits it makes do not depend on who runs it or when.
+fn as_tool<'a>(cmd: xshell::Cmd<'a>, date: Option<&str>) -> xshell::Cmd<'a> {
+    let cmd = cmd
+        .env("GIT_AUTHOR_NAME", COMMITTER.0)
+        .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
+        .env("GIT_COMMITTER_NAME", COMMITTER.0)
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
+    match date {
+        Some(d) => cmd.env("GIT_AUTHOR_DATE", d).env("GIT_COMMITTER_DATE", d),
+        None => cmd,
     }
 }
 

@@ -208,7 +208,11 @@ pub fn plan(o: &Observed) -> Plan {
     }
 }
 
-fn observe(co: &Checkout, repo: &git2::Repository, project: &Project) -> Result<Observed> {
+pub(crate) fn observe(
+    co: &Checkout,
+    repo: &git2::Repository,
+    project: &Project,
+) -> Result<Observed> {
     let am_in_progress = co.am_in_progress();
     let empty = repo.index()?.is_empty();
     let uncommitted = if empty || am_in_progress {
@@ -358,10 +362,8 @@ fn resolve_base(
                 return Ok(id.to_string());
             }
             eprintln!("{}: downloading the {name} {version} sdist", project.name);
-            let sdist = pypi::find_sdist(sh, name, version)?;
-            let cache = layout.xtask_target().join("sdists");
-            let archive = pypi::download(sh, &sdist, sha256, &cache)?;
-            pypi::import(co, &archive, name, version, sha256, &layout.xtask_target())
+            let sdist = pypi::Index::fetch(sh, name)?.sdist(version)?;
+            pypi::download_and_import(co, &layout.xtask_target(), name, version, &sdist, sha256)
         }
         _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
     }

@@ -300,14 +300,14 @@ fn find_new_base(
             Ok((id.clone(), Base::Commit(id)))
         }
         Upstream::Pypi { pypi: name } => {
+            // One look at the index serves both the version choice and the download.
+            let index = pypi::Index::fetch(sh, name)?;
             let version = match to {
                 Some(v) => v.to_string(),
-                None => {
-                    let all = pypi::sdist_versions(sh, name)?;
-                    pypi::newest_matching(&all, &project.stack.track)?.with_context(|| {
+                None => pypi::newest_matching(&index.versions(), &project.stack.track)?
+                    .with_context(|| {
                         format!("no {name} release matches `{}`", project.stack.track)
-                    })?
-                }
+                    })?,
             };
             if let Base::Sdist {
                 version: cur,
@@ -320,20 +320,14 @@ fn find_new_base(
                 return Ok((id.to_string(), project.stack.base.clone()));
             }
             eprintln!("{}: downloading the {name} {version} sdist", project.name);
-            let sdist = pypi::find_sdist(sh, name, &version)?;
-            let archive = pypi::download(
-                sh,
-                &sdist,
-                &sdist.sha256,
-                &layout.xtask_target().join("sdists"),
-            )?;
-            let id = pypi::import(
+            let sdist = index.sdist(&version)?;
+            let id = pypi::download_and_import(
                 co,
-                &archive,
+                &layout.xtask_target(),
                 name,
                 &version,
+                &sdist,
                 &sdist.sha256,
-                &layout.xtask_target(),
             )?;
             Ok((
                 id,
@@ -409,14 +403,14 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
             (&st.new_base, &head.to_string()),
         )
         .unwrap_or_default();
-    let shown_base = |b: &str, pin: Option<&Base>| match pin {
-        Some(Base::Sdist { version, .. }) => format!("{version} ({})", git::short(b)),
-        _ => git::short(b),
+    let shown_base = |b: &str, pin: &Base| match pin {
+        Base::Sdist { version, .. } => format!("{version} ({})", git::short(b)),
+        Base::Commit(_) => git::short(b),
     };
     let entry = changelog::render(&changelog::Entry {
         date: changelog::today(),
-        old_base: &shown_base(&st.old_base, Some(&old.stack.base)),
-        new_base: &shown_base(&st.new_base, Some(&st.new_pin)),
+        old_base: &shown_base(&st.old_base, &old.stack.base),
+        new_base: &shown_base(&st.new_base, &st.new_pin),
         commits_between: st.commits_between,
         version,
         outcomes: &st.done,

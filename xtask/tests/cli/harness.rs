@@ -160,6 +160,11 @@ impl World {
         c
     }
 
+    /// Runs xtask with one more environment variable.
+    pub fn xtask_env(&self, args: &[&str], key: &str, value: &str) -> Run {
+        Run::from(self.xtask_cmd(args).env(key, value).output().unwrap())
+    }
+
     pub fn xtask(&self, args: &[&str]) -> Run {
         Run::from(self.xtask_cmd(args).output().unwrap())
     }

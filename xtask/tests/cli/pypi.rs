@@ -37,12 +37,7 @@ fn sdist_is_downloaded_checked_and_imported_reproducibly() {
     let w = World::new("pypi");
     let (index, sha) = make_index(&w);
     write_pypi_stack(&w, &sha);
-    let run = Run::from(
-        w.xtask_cmd(&["sync"])
-            .env("XTASK_INDEX_URL", &index)
-            .output()
-            .unwrap(),
-    );
+    let run = w.xtask_env(&["sync"], "XTASK_INDEX_URL", &index);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let co = w.checkout("pkg");
     assert_eq!(
@@ -60,12 +55,7 @@ fn sdist_is_downloaded_checked_and_imported_reproducibly() {
     // Another machine, same sdist: same commit id.
     std::fs::remove_dir_all(w.root.join("checkouts")).unwrap();
     std::fs::remove_dir_all(w.root.join("target")).unwrap();
-    let run = Run::from(
-        w.xtask_cmd(&["sync"])
-            .env("XTASK_INDEX_URL", &index)
-            .output()
-            .unwrap(),
-    );
+    let run = w.xtask_env(&["sync"], "XTASK_INDEX_URL", &index);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(w.head("pkg"), first);
     // And patches on top of it save and sync like any other stack.
@@ -81,12 +71,7 @@ fn sdist_with_the_wrong_hash_is_refused_and_not_kept() {
     let (index, _) = make_index(&w);
     let wrong = "0".repeat(64);
     write_pypi_stack(&w, &wrong);
-    let run = Run::from(
-        w.xtask_cmd(&["sync"])
-            .env("XTASK_INDEX_URL", &index)
-            .output()
-            .unwrap(),
-    );
+    let run = w.xtask_env(&["sync"], "XTASK_INDEX_URL", &index);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!("but the stack pins {wrong}")),
@@ -159,12 +144,7 @@ fn update_follows_the_track_specifier_to_the_newest_sdist() {
     );
     std::fs::write(w.stack_dir("pkg").join("stack.yaml"), text).unwrap();
     let with_index = |args: &[&str]| {
-        let run = Run::from(
-            w.xtask_cmd(args)
-                .env("XTASK_INDEX_URL", &index)
-                .output()
-                .unwrap(),
-        );
+        let run = w.xtask_env(args, "XTASK_INDEX_URL", &index);
         assert_eq!(run.code, 0, "{args:?}: {}\n{}", run.stdout, run.stderr);
         run
     };

@@ -80,6 +80,17 @@ pub fn update_world(name: &str, with_conflict: bool) -> World {
     w
 }
 
+/// What a person does at the `Change-to-c.patch` conflict: keep both intents, stage it.
+fn resolve_c_by_hand(w: &World) {
+    let co = w.checkout("demo");
+    w.write(
+        &co,
+        "c.txt",
+        &numbered_lines(1, 30).replace("line 5\n", "line five (upstream's way)\n"),
+    );
+    w.git(&co, &["add", "c.txt"]);
+}
+
 fn changelog(w: &World) -> String {
     std::fs::read_to_string(w.stack_dir("demo").join("CHANGELOG.md")).unwrap_or_default()
 }
@@ -135,13 +146,7 @@ fn update_drops_absorbed_patches_and_stops_at_the_conflict() {
 fn continue_finishes_with_base_version_and_changelog() {
     let w = update_world("update-continue", true);
     w.fails(&["sync", "--update"], 3);
-    let co = w.checkout("demo");
-    w.write(
-        &co,
-        "c.txt",
-        &numbered_lines(1, 30).replace("line 5\n", "line five (upstream's way)\n"),
-    );
-    w.git(&co, &["add", "c.txt"]);
+    resolve_c_by_hand(&w);
     let run = w.ok(&["sync", "--continue", "demo"]);
     assert!(
         run.stdout
@@ -279,13 +284,7 @@ fn a_recorded_resolution_is_reused() {
     let w = update_world("update-rerere", true);
     let before = w.snapshot("demo");
     w.fails(&["sync", "--update"], 3);
-    let co = w.checkout("demo");
-    w.write(
-        &co,
-        "c.txt",
-        &numbered_lines(1, 30).replace("line 5\n", "line five (upstream's way)\n"),
-    );
-    w.git(&co, &["add", "c.txt"]);
+    resolve_c_by_hand(&w);
     w.ok(&["sync", "--continue", "demo"]);
     let resolved = std::fs::read(w.stack_dir("demo").join(NAMES[2])).unwrap();
     // Put the old stack back and update again: the same conflict, resolved the same way.
