@@ -229,8 +229,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             },
             if built.checks.is_empty() {
                 "no verify commands".to_string()
-            } else {
+            } else if built.changed {
                 format!("verified ({verified:.1} s)")
+            } else {
+                format!("verified earlier ({verified:.1} s), not run again")
             }
         ));
         let entry = state.groups.entry(g.name.clone()).or_default();
