@@ -17,6 +17,7 @@ mod stack;
 mod status;
 mod sync;
 mod update;
+mod verify;
 
 #[cfg(test)]
 mod tidy;
@@ -53,6 +54,7 @@ enum Command {
     Save(save::Args),
     Status(status::Args),
     Check(check::Args),
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -88,5 +90,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Save(args) => args.run(&sh, &layout),
         Command::Status(args) => args.run(&sh, &layout),
         Command::Check(args) => args.run(&sh, &layout),
+        Command::Verify(args) => args.run(&sh, &layout),
     }
 }

@@ -163,6 +163,44 @@ impl Args {
     }
 }
 
+/// The interpreters build-all built from the current CPython checkout (`default`,
+/// `freethreaded`), for commands that run on them; an error says how to build a missing one.
+pub fn interpreters(layout: &Layout) -> Result<Vec<(String, std::path::PathBuf)>> {
+    if !layout.projects()?.iter().any(|p| p == "cpython") {
+        bail!(
+            "there is no `cpython` stack in {}, so build-all has built no interpreters",
+            layout.show(&layout.patches())
+        );
+    }
+    let sh = Shell::new()?;
+    let target_dir = layout.xtask_target();
+    let env = recipes::Env {
+        root: layout.root.clone(),
+        work: target_dir.join("work"),
+        constraints: layout.root.join("xtask").join("constraints.txt"),
+    };
+    let tools = tool_versions(&sh, &env)?;
+    let projects = layout
+        .projects()?
+        .iter()
+        .map(|n| Project::load(layout, n))
+        .collect::<Result<Vec<_>>>()?;
+    let (graph, _, _) = experiment(layout, &env, &projects, &tools)
+        .context("working out which interpreters build-all would build")?;
+    let mut out = Vec::new();
+    for (interp, _) in INTERPRETERS {
+        let step = format!("cpython/{interp}");
+        let dir = run::entry_dir(&target_dir.join("cache"), &step, graph.key(&step));
+        if !dir.join(".xtask-ok").exists() {
+            bail!(
+                "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
+            );
+        }
+        out.push((interp.to_string(), recipes::python_in(&dir)?));
+    }
+    Ok(out)
+}
+
 /// System packages CPython needs for `ssl`, `ctypes`, `sqlite3` and `zlib`, found before the
 /// long steps start.
 fn preflight(sh: &Shell) -> Result<()> {

@@ -1,8 +1,6 @@
 //! Pull-request descriptions and the upstream conventions they follow, rendered from plain
 //! data.
 
-use serde::{Deserialize, Serialize};
-
 /// Upstream habits a pull request must follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Convention {
@@ -70,12 +68,7 @@ impl Convention {
 }
 
 /// One verification command's result on a branch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    pub command: String,
-    pub passed: bool,
-    pub seconds: f64,
-}
+pub use crate::verify::Check;
 
 pub struct Description<'a> {
     pub title: &'a str,

@@ -6,11 +6,10 @@ mod plan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::git::{self, AmOutcome, Checkout};
 use crate::lock::CheckoutLock;
@@ -169,7 +168,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let convention = Convention::of(url);
-    let cargo_target = dir.join("cargo-target");
+    let cargo_target = VerifyEnv {
+        cargo_target: dir.join("cargo-target"),
+        vars: crate::verify::variables(layout, project)?,
+    };
 
     let mut tips: BTreeMap<String, String> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -289,7 +291,7 @@ fn build_group(
     g: &PrGroup,
     base: &str,
     dir: &Path,
-    cargo_target: &Path,
+    cargo_target: &VerifyEnv,
     convention: Convention,
     previous: &GroupState,
 ) -> Result<Built> {
@@ -320,7 +322,7 @@ fn build_group(
         if !changed && !previous.checks.is_empty() && previous.checks.iter().all(|c| c.passed) {
             previous.checks.clone()
         } else {
-            verify(sh, &wt, &project.stack.verify, cargo_target)?
+            verify(sh, project, &wt, cargo_target)?
         };
     let problem = checks
         .iter()
@@ -346,38 +348,21 @@ fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     wt.commit_file_as_tool(file, &message)
 }
 
-fn verify(
-    sh: &Shell,
-    wt: &Checkout,
-    commands: &[String],
-    cargo_target: &Path,
-) -> Result<Vec<Check>> {
-    let mut out = Vec::new();
-    for command in commands {
-        let mut words = command.split_whitespace();
-        let Some(program) = words.next() else {
-            continue;
-        };
-        let args: Vec<&str> = words.collect();
-        let sh2 = sh.clone();
-        sh2.change_dir(&wt.dir);
-        let t = Instant::now();
-        let result = cmd!(sh2, "{program} {args...}")
-            .env("CARGO_TARGET_DIR", cargo_target)
-            .quiet()
-            .ignore_status()
-            .output()?;
-        let passed = result.status.success();
-        out.push(Check {
-            command: command.clone(),
-            passed,
-            seconds: t.elapsed().as_secs_f64(),
-        });
-        if !passed {
-            break;
-        }
-    }
-    Ok(out)
+/// What verify commands run with: their own cargo target folder, the stack's variables.
+struct VerifyEnv {
+    cargo_target: PathBuf,
+    vars: BTreeMap<String, String>,
+}
+
+fn verify(sh: &Shell, project: &Project, wt: &Checkout, env: &VerifyEnv) -> Result<Vec<Check>> {
+    crate::verify::run_checks(
+        sh,
+        &wt.dir,
+        &project.stack.verify,
+        &env.vars,
+        &[("CARGO_TARGET_DIR", &env.cargo_target)],
+        false,
+    )
 }
 
 /// When a group fails alone, tries it on top of each group built so far; returns the first
@@ -390,7 +375,7 @@ fn hidden_dependency(
     g: &PrGroup,
     tips: &BTreeMap<String, String>,
     dir: &Path,
-    cargo_target: &Path,
+    cargo_target: &VerifyEnv,
     convention: Convention,
 ) -> Result<Option<String>> {
     for (other, tip) in tips {

@@ -11,3 +11,4 @@ mod refusals;
 mod save;
 mod sync;
 mod update;
+mod verify;
