@@ -80,6 +80,42 @@ pub struct Target {
     pub test_requires: Vec<String>,
     /// pytest arguments, run from a copy of the source's tests (paths relative to the source).
     pub pytest: Vec<String>,
+    /// What of the source that copy holds: the tests and the pytest configuration (paths
+    /// relative to the source; default `tests` and `pyproject.toml`). Never the package
+    /// itself, so the tests import the installed wheel.
+    #[serde(default = "default_test_files")]
+    pub test_files: Vec<String>,
+    /// Test data the source lacks (an sdist without its repository's fixtures), taken from
+    /// another sdist on the package index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_data: Vec<TestData>,
+}
+
+fn default_test_files() -> Vec<String> {
+    vec!["tests".into(), "pyproject.toml".into()]
+}
+
+/// A folder of another sdist copied next to the tests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestData {
+    /// `name==version` on the index.
+    pub sdist: String,
+    /// The archive's sha256, checked before anything is used.
+    pub sha256: String,
+    /// The folder inside the sdist (below its top-level `name-version/` folder).
+    pub path: String,
+    /// Where it goes in the tests' copy.
+    pub to: String,
+}
+
+impl TestData {
+    /// The sdist's name and version.
+    pub fn name_version(&self) -> Option<(&str, &str)> {
+        self.sdist
+            .split_once("==")
+            .filter(|(n, v)| !n.trim().is_empty() && !v.trim().is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -310,6 +346,32 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
     if stack.track.trim().is_empty() {
         bail!("{file}:{}:1: `track` is empty", line_of("track"));
     }
+    if let Some(target) = stack.build.as_ref().and_then(|b| b.target.as_ref()) {
+        let at = line_of("build");
+        for path in target
+            .test_files
+            .iter()
+            .chain(target.test_data.iter().flat_map(|d| [&d.path, &d.to]))
+        {
+            if let Err(why) = crate::patch::check_path(path) {
+                bail!("{file}:{at}:1: in `build.target`: {why}");
+            }
+        }
+        for d in &target.test_data {
+            if d.name_version().is_none() {
+                bail!(
+                    "{file}:{at}:1: in `build.target.test_data`: `sdist: {}` is not `name==version`",
+                    d.sdist
+                );
+            }
+            if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "{file}:{at}:1: in `build.target.test_data`: `sha256` of `{}` is not 64 hex digits",
+                    d.sdist
+                );
+            }
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     for name in &stack.series {
         if !seen.insert(name) {
@@ -467,6 +529,42 @@ mod tests {
         );
         let err = parse("s.yaml", "upstream: [\n").unwrap_err().to_string();
         assert!(err.starts_with("s.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn target_test_files_default_and_test_data_is_checked() {
+        let target = "build:\n  target:\n    kind: setuptools\n    import: m\n    pytest: [test]\n";
+        let s = parse("stack.yaml", &(GIT.to_string() + target)).unwrap();
+        let t = s.build.unwrap().target.unwrap();
+        assert_eq!(t.test_files, ["tests", "pyproject.toml"]);
+        assert!(t.test_data.is_empty());
+        let data = |sdist: &str, sha: &str, to: &str| {
+            format!(
+                "{GIT}{target}    test_files: [test, setup.cfg]\n    test_data:\n      - sdist: {sdist}\n        sha256: {sha}\n        path: tests/testdata\n        to: {to}\n"
+            )
+        };
+        let sha = "e310f77e41941c13340a95976fe66a8a95b01e783d430eeaf7a2f87e0a57dd0a";
+        let s = parse("stack.yaml", &data("brotli==1.2.0", sha, "lib/testdata")).unwrap();
+        let t = s.build.unwrap().target.unwrap();
+        assert_eq!(t.test_files, ["test", "setup.cfg"]);
+        assert_eq!(t.test_data[0].name_version(), Some(("brotli", "1.2.0")));
+        for (text, want) in [
+            (
+                data("brotli", sha, "x"),
+                "stack.yaml:6:1: in `build.target.test_data`: `sdist: brotli` is not `name==version`",
+            ),
+            (
+                data("brotli==1.2.0", "abc", "x"),
+                "`sha256` of `brotli==1.2.0` is not 64 hex digits",
+            ),
+            (
+                data("brotli==1.2.0", sha, "../up"),
+                "stack.yaml:6:1: in `build.target`: `../up`",
+            ),
+        ] {
+            let err = parse("stack.yaml", &text).unwrap_err().to_string();
+            assert!(err.contains(want), "got {err}");
+        }
     }
 
     #[test]

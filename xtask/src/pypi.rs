@@ -353,7 +353,7 @@ pub fn download(sh: &Shell, sdist: &Sdist, want_sha256: &str, cache: &Path) -> R
     if got != want_sha256 {
         let _ = std::fs::remove_file(&tmp);
         bail!(
-            "{url} has sha256 {got}, but the stack pins {want_sha256}; the file was not kept. If the new file is trusted, update `base.sha256` in stack.yaml"
+            "{url} has sha256 {got}, but the stack pins {want_sha256}; the file was not kept. If the new file is trusted, update the sha256 pinned in stack.yaml"
         );
     }
     std::fs::rename(&tmp, &path)?;

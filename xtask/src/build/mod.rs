@@ -387,7 +387,9 @@ fn experiment(
                 RecipeKind::Maturin => {
                     recipes::maturin_wheel(&e, ctx, &project, "env/freethreaded", PYTHON_TAG)
                 }
-                RecipeKind::Setuptools => bail!("the setuptools recipe is not implemented yet"),
+                RecipeKind::Setuptools => {
+                    recipes::setuptools_wheel(&e, ctx, &project, "env/freethreaded", PYTHON_TAG)
+                }
             }),
         );
         for (interp, ft) in INTERPRETERS {

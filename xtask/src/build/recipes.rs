@@ -9,7 +9,7 @@ use xshell::{Shell, cmd};
 
 use super::run::Ctx;
 use super::wheel;
-use crate::manifest::Target;
+use crate::manifest::{Target, TestData};
 
 /// Paths and settings every recipe needs, fixed for one run.
 #[derive(Debug, Clone)]
@@ -348,6 +348,33 @@ pub fn maturin_wheel(
     check_wheel(ctx, &py, python_tag)
 }
 
+/// Builds a target's wheel once, on the free-threaded environment, with setuptools and cffi
+/// from their stacks (the environment's own, no build isolation), and checks the wheel's
+/// tags and extension suffix.
+pub fn setuptools_wheel(
+    env: &Env,
+    ctx: &Ctx,
+    project: &str,
+    env_step: &str,
+    python_tag: &str,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let src = export_tree(&sh, ctx, env, project)?;
+    let py = venv_python(ctx.dep(env_step));
+    // The build must use the stacks' setuptools and cffi: say which it got.
+    let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
+    logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let out = &ctx.out;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
+        ),
+    )?;
+    check_wheel(ctx, &py, python_tag)
+}
+
 /// The wheel a step produced (exactly one).
 pub fn wheel_in(dir: &Path) -> Result<PathBuf> {
     let wheels: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -450,11 +477,18 @@ pub fn test(
     let src = env.checkout(project);
     let tests = ctx.out.join("tests-run");
     std::fs::create_dir_all(&tests)?;
-    for item in ["tests", "pyproject.toml"] {
+    for item in &target.test_files {
         let from = src.join(item);
         if from.exists() {
-            logged(ctx, cmd!(sh, "cp -R {from} {tests}"))?;
+            let to = tests.join(item);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
         }
+    }
+    for data in &target.test_data {
+        test_data(&sh, ctx, env, data, &tests)?;
     }
     sh.change_dir(&tests);
     let junit = ctx.out.join("junit.xml");
@@ -475,6 +509,42 @@ pub fn test(
         serde_json::to_string_pretty(&counts)?.as_bytes(),
     )?;
     run.map(|_| ())
+}
+
+/// Copies a folder of another sdist (downloaded once, checked against its sha256) into the
+/// tests' copy.
+fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) -> Result<()> {
+    let (name, version) = data
+        .name_version()
+        .with_context(|| format!("`{}` is not `name==version`", data.sdist))?;
+    let sdist = crate::pypi::Index::fetch(sh, name)?.sdist(version)?;
+    let archive = crate::pypi::download(sh, &sdist, &data.sha256, &env.work.join("sdists"))
+        .with_context(|| format!("test data from {}", data.sdist))?;
+    ctx.note(&format!("test data: {} ({})", archive.display(), data.sha256))?;
+    let unpacked = ctx.out.join("test-data-sdist");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::create_dir_all(&unpacked)?;
+    logged(ctx, cmd!(sh, "tar -xzf {archive} -C {unpacked}"))?;
+    // An sdist holds one top-level `name-version/` folder.
+    let top: Vec<PathBuf> = std::fs::read_dir(&unpacked)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    let [top] = top.as_slice() else {
+        bail!("{} has {} top-level folders, expected one", data.sdist, top.len());
+    };
+    let from = top.join(&data.path);
+    if !from.exists() {
+        bail!("{} has no `{}`", data.sdist, data.path);
+    }
+    let to = tests.join(&data.to);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
+    let _ = std::fs::remove_dir_all(&unpacked);
+    Ok(())
 }
 
 #[cfg(test)]
