@@ -520,7 +520,11 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
     let sdist = crate::pypi::Index::fetch(sh, name)?.sdist(version)?;
     let archive = crate::pypi::download(sh, &sdist, &data.sha256, &env.work.join("sdists"))
         .with_context(|| format!("test data from {}", data.sdist))?;
-    ctx.note(&format!("test data: {} ({})", archive.display(), data.sha256))?;
+    ctx.note(&format!(
+        "test data: {} ({})",
+        archive.display(),
+        data.sha256
+    ))?;
     let unpacked = ctx.out.join("test-data-sdist");
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::create_dir_all(&unpacked)?;
@@ -532,7 +536,11 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
         .filter(|p| p.is_dir())
         .collect();
     let [top] = top.as_slice() else {
-        bail!("{} has {} top-level folders, expected one", data.sdist, top.len());
+        bail!(
+            "{} has {} top-level folders, expected one",
+            data.sdist,
+            top.len()
+        );
     };
     let from = top.join(&data.path);
     if !from.exists() {
