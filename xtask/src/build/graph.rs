@@ -17,6 +17,9 @@ pub struct StepSpec {
     /// Everything the step's result depends on besides its dependencies' keys: source tree
     /// ids, parameters, tool versions. Label and value.
     pub inputs: Vec<(String, String)>,
+    /// The step keeps every core busy itself (`pytest -n <jobs>`), or is sensitive to
+    /// timing: it runs alone, nothing else alongside it.
+    pub exclusive: bool,
 }
 
 /// Steps in dependency order with their keys.
@@ -97,6 +100,10 @@ impl Graph {
         &self.keys[step]
     }
 
+    pub fn spec(&self, step: &str) -> Option<&StepSpec> {
+        self.steps.iter().find(|s| s.name == step)
+    }
+
     /// Steps that (transitively) depend on `name`, including it.
     pub fn dependents(&self, name: &str) -> BTreeSet<String> {
         let mut out = BTreeSet::from([name.to_string()]);
@@ -170,6 +177,7 @@ mod tests {
 
     fn step(name: &str, deps: &[&str], input: &str) -> StepSpec {
         StepSpec {
+            exclusive: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
             inputs: vec![("tree".into(), input.into())],

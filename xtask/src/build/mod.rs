@@ -317,6 +317,7 @@ fn experiment(
     for (interp, ft) in INTERPRETERS {
         let name = format!("cpython/{interp}");
         specs.push(StepSpec {
+            exclusive: false,
             name: name.clone(),
             deps: vec![],
             inputs: vec![
@@ -329,6 +330,7 @@ fn experiment(
         actions.insert(name, Box::new(move |ctx| recipes::cpython(&e, ctx, ft)));
     }
     specs.push(StepSpec {
+        exclusive: false,
         name: "maturin".into(),
         deps: vec![],
         inputs: vec![
@@ -345,6 +347,7 @@ fn experiment(
         let name = format!("env/{interp}");
         let cpython = format!("cpython/{interp}");
         specs.push(StepSpec {
+            exclusive: false,
             name: name.clone(),
             deps: vec![cpython.clone(), "maturin".into()],
             inputs: vec![
@@ -377,6 +380,7 @@ fn experiment(
             inputs.push(input("pyo3", tree_of(layout, "pyo3")?));
         }
         specs.push(StepSpec {
+            exclusive: false,
             name: wheel_step.clone(),
             deps: vec!["env/freethreaded".into()],
             inputs,
@@ -398,6 +402,9 @@ fn experiment(
                 let name = format!("{}/test/{interp}/{installer}", p.name);
                 let (cpython, env_step) = (format!("cpython/{interp}"), format!("env/{interp}"));
                 specs.push(StepSpec {
+                    // pytest -n <jobs> uses every core; two at once starve the targets'
+                    // threading tests (brotlicffi's concurrency test fails when oversubscribed).
+                    exclusive: true,
                     name: name.clone(),
                     deps: vec![wheel_step.clone(), cpython.clone(), env_step.clone()],
                     inputs: vec![

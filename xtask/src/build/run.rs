@@ -184,7 +184,12 @@ pub fn execute(
                         progressed = true;
                         continue;
                     }
-                    if running.len() >= opts.jobs {
+                    if running.len() >= opts.jobs
+                        || (s.exclusive && !running.is_empty())
+                        || running
+                            .iter()
+                            .any(|r| graph.spec(r).is_some_and(|r| r.exclusive))
+                    {
                         continue;
                     }
                     let action = actions
@@ -391,6 +396,7 @@ mod tests {
 
     fn spec(name: &str, deps: &[&str], input: &str) -> StepSpec {
         StepSpec {
+            exclusive: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
             inputs: vec![("in".into(), input.into())],
@@ -561,5 +567,42 @@ mod tests {
         opener.join().unwrap();
         assert!(s.results.iter().all(|r| r.status == Status::Built));
         assert_eq!(peak.load(Ordering::SeqCst), 2, "two at once, never three");
+    }
+
+    #[test]
+    fn an_exclusive_step_runs_alone() {
+        let w = World::new("exclusive");
+        let mut specs = vec![spec("a", &[], ""), spec("t", &[], ""), spec("b", &[], "")];
+        specs[1].exclusive = true;
+        let g = Graph::new(specs).unwrap();
+        let now = Arc::new(AtomicUsize::new(0));
+        let alone = Arc::new(Mutex::new(Vec::new()));
+        let actions: BTreeMap<String, Action> = ["a", "t", "b"]
+            .iter()
+            .map(|n| {
+                let (now, alone) = (now.clone(), alone.clone());
+                let action: Action = Box::new(move |ctx: &Ctx| {
+                    let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                    // Sampled mid-run: how many steps run alongside this one.
+                    let seen = now.load(Ordering::SeqCst).max(cur);
+                    alone.lock().unwrap().push((ctx.name.clone(), seen));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                });
+                (n.to_string(), action)
+            })
+            .collect();
+        let mut p = Progress::new(Mode::Quiet);
+        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
+        assert!(s.results.iter().all(|r| r.status == Status::Built));
+        let alone = alone.lock().unwrap().clone();
+        let t = alone.iter().find(|(n, _)| n == "t").unwrap();
+        assert_eq!(t.1, 1, "the exclusive step ran with others: {alone:?}");
+        // Without it the other two still share the cores.
+        assert!(
+            alone.iter().any(|(n, seen)| n != "t" && *seen == 2),
+            "{alone:?}"
+        );
     }
 }
