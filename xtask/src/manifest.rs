@@ -89,6 +89,10 @@ pub struct Target {
     /// another sdist on the package index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test_data: Vec<TestData>,
+    /// pytest worker processes (`pytest -n`); default: one per core. `1` runs the tests in
+    /// one process, for suites whose threading tests assume the cores are free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pytest_workers: Option<usize>,
 }
 
 fn default_test_files() -> Vec<String> {
@@ -357,6 +361,9 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
                 bail!("{file}:{at}:1: in `build.target`: {why}");
             }
         }
+        if target.pytest_workers == Some(0) {
+            bail!("{file}:{at}:1: in `build.target`: `pytest_workers` must be at least 1");
+        }
         for d in &target.test_data {
             if d.name_version().is_none() {
                 bail!(
@@ -560,6 +567,10 @@ mod tests {
             (
                 data("brotli==1.2.0", sha, "../up"),
                 "stack.yaml:6:1: in `build.target`: `../up`",
+            ),
+            (
+                data("brotli==1.2.0", sha, "x") + "    pytest_workers: 0\n",
+                "`pytest_workers` must be at least 1",
             ),
         ] {
             let err = parse("stack.yaml", &text).unwrap_err().to_string();

@@ -492,13 +492,16 @@ pub fn test(
     }
     sh.change_dir(&tests);
     let junit = ctx.out.join("junit.xml");
-    let workers = ctx.jobs.to_string();
+    let workers: Vec<String> = match target.pytest_workers.unwrap_or(ctx.jobs) {
+        1 => vec![],
+        n => vec!["-n".into(), n.to_string()],
+    };
     let args = &target.pytest;
     let run = logged(
         ctx,
         cmd!(
             sh,
-            "{py} -m pytest -n {workers} -p no:cacheprovider --junitxml={junit} {args...}"
+            "{py} -m pytest {workers...} -p no:cacheprovider --junitxml={junit} {args...}"
         ),
     );
     let counts = std::fs::read_to_string(&junit)
