@@ -348,6 +348,13 @@ pub fn maturin_wheel(
     check_wheel(ctx, &py, python_tag)
 }
 
+/// What a failed setuptools build's log says about the abi3t support it lacks, if anything.
+pub fn setuptools_refusal(log: &str) -> Option<&'static str> {
+    log.contains("is currently incompatible with `Py_GIL_DISABLED`").then_some(
+        "setuptools refused `py_limited_api` on the free-threaded build: it has no abi3t (PEP 803) support; the patches in patches/setuptools/ add it (is the stack applied? `cargo xtask status setuptools`)",
+    )
+}
+
 /// Builds a target's wheel once, on the free-threaded environment, with setuptools and cffi
 /// from their stacks (the environment's own, no build isolation), and checks the wheel's
 /// tags and extension suffix.
@@ -365,13 +372,20 @@ pub fn setuptools_wheel(
     let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
     logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
     let out = &ctx.out;
-    logged(
+    let built = logged(
         ctx,
         cmd!(
             sh,
             "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
         ),
-    )?;
+    );
+    if let Err(e) = built {
+        let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
+        if let Some(hint) = setuptools_refusal(&log) {
+            return Err(e.context(hint));
+        }
+        return Err(e);
+    }
     check_wheel(ctx, &py, python_tag)
 }
 
@@ -561,6 +575,20 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unpatched_setuptools_refusal_is_explained() {
+        let log = "      ValueError: `py_limited_api='cp315'` not supported. `Py_LIMITED_API` is currently incompatible with `Py_GIL_DISABLED`. See https://github.com/python/cpython/issues/111506.\n";
+        assert!(
+            setuptools_refusal(log)
+                .unwrap()
+                .contains("patches/setuptools/")
+        );
+        assert_eq!(
+            setuptools_refusal("error: metadata-generation-failed"),
+            None
+        );
+    }
 
     #[test]
     fn parallel_steps_copy_sources_to_their_own_folders() {
