@@ -113,6 +113,13 @@ pub struct TestData {
     pub to: String,
 }
 
+impl Target {
+    /// Whether `test_files` is the default list rather than one the stack wrote.
+    pub fn test_files_are_default(&self) -> bool {
+        self.test_files == default_test_files()
+    }
+}
+
 impl TestData {
     /// The sdist's name and version.
     pub fn name_version(&self) -> Option<(&str, &str)> {

@@ -325,6 +325,21 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// An archive `download` kept in `cache` with this sha256, found without the index.
+pub fn cached(cache: &Path, sha256: &str) -> Option<PathBuf> {
+    std::fs::read_dir(cache.join(sha256))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        })
+        .find(|p| sha256_file(p).is_ok_and(|got| got == sha256))
+}
+
 /// Downloads the sdist into `cache` (once) and checks it against the pinned sha256.
 pub fn download(sh: &Shell, sdist: &Sdist, want_sha256: &str, cache: &Path) -> Result<PathBuf> {
     if sdist.filename.contains(['/', '\\']) || sdist.filename.starts_with('.') {
@@ -413,6 +428,28 @@ pub fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_archives_are_found_by_sha256_without_the_index() {
+        let cache = std::env::temp_dir().join(format!("xtask-pypi-cached-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache);
+        let body = b"an sdist";
+        let sha = hex(&Sha256::digest(body));
+        assert_eq!(cached(&cache, &sha), None);
+        std::fs::create_dir_all(cache.join(&sha)).unwrap();
+        // A partial download is never taken for the archive.
+        std::fs::write(cache.join(&sha).join(".x-1.0.tar.gz.part-7"), body).unwrap();
+        assert_eq!(cached(&cache, &sha), None);
+        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), body).unwrap();
+        assert_eq!(
+            cached(&cache, &sha),
+            Some(cache.join(&sha).join("x-1.0.tar.gz"))
+        );
+        // A file whose content no longer matches is not used.
+        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), b"changed").unwrap();
+        assert_eq!(cached(&cache, &sha), None);
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
 
     #[test]
     fn newest_matching_follows_pep_440() {

@@ -95,7 +95,13 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<BTreeMap<String, 
         "CONSTRAINTS".into(),
         path(layout.root.join("xtask").join("constraints.txt")),
     );
-    let needs_python = project.stack.verify.iter().any(|c| c.contains("$PYTHON_"));
+    // `$PYTHON_X` or `${PYTHON_X}`, as `expand` reads them.
+    let needs_python = project
+        .stack
+        .verify
+        .iter()
+        .flat_map(|c| c.split_whitespace())
+        .any(|w| w.starts_with("$PYTHON_") || w.starts_with("${PYTHON_"));
     if needs_python {
         for (name, python) in crate::build::interpreters(layout)? {
             vars.insert(format!("PYTHON_{}", name.to_uppercase()), path(python));

@@ -173,24 +173,21 @@ pub fn interpreters(layout: &Layout) -> Result<Vec<(String, std::path::PathBuf)>
         );
     }
     let sh = Shell::new()?;
-    let target_dir = layout.xtask_target();
-    let env = recipes::Env {
-        root: layout.root.clone(),
-        work: target_dir.join("work"),
-        constraints: layout.root.join("xtask").join("constraints.txt"),
-    };
-    let tools = tool_versions(&sh, &env)?;
-    let projects = layout
-        .projects()?
-        .iter()
-        .map(|n| Project::load(layout, n))
-        .collect::<Result<Vec<_>>>()?;
-    let (graph, _, _) = experiment(layout, &env, &projects, &tools)
-        .context("working out which interpreters build-all would build")?;
+    let cc = cmd!(sh, "cc --version").read()?;
+    let cc = cc.lines().next().unwrap_or("").trim();
+    let tree = tree_of(layout, "cpython")
+        .context("reading the CPython checkout (run `cargo xtask sync cpython`)")?;
+    let mut specs: Vec<StepSpec> = cpython_specs(&tree, cc)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    add_recipe_revisions(&mut specs);
+    let graph = Graph::new(specs)?;
+    let cache = layout.xtask_target().join("cache");
     let mut out = Vec::new();
     for (interp, _) in INTERPRETERS {
         let step = format!("cpython/{interp}");
-        let dir = run::entry_dir(&target_dir.join("cache"), &step, graph.key(&step));
+        let dir = run::entry_dir(&cache, &step, graph.key(&step));
         if !dir.join(".xtask-ok").exists() {
             bail!(
                 "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
@@ -312,22 +309,14 @@ fn experiment(
     let env = Arc::new(env.clone());
     let mut specs = Vec::new();
     let mut actions: BTreeMap<String, Action> = BTreeMap::new();
-    let cpython_tree = tree_of(layout, "cpython")?;
     let (setuptools_tree, cffi_tree) = (tree_of(layout, "setuptools")?, tree_of(layout, "cffi")?);
-    for (interp, ft) in INTERPRETERS {
-        let name = format!("cpython/{interp}");
-        specs.push(StepSpec {
-            exclusive: false,
-            name: name.clone(),
-            deps: vec![],
-            inputs: vec![
-                input("tree", cpython_tree.clone()),
-                input("disable-gil", ft.to_string()),
-                input("cc", tool("cc")),
-            ],
-        });
+    for (spec, ft) in cpython_specs(&tree_of(layout, "cpython")?, &tool("cc")) {
         let e = env.clone();
-        actions.insert(name, Box::new(move |ctx| recipes::cpython(&e, ctx, ft)));
+        actions.insert(
+            spec.name.clone(),
+            Box::new(move |ctx| recipes::cpython(&e, ctx, ft)),
+        );
+        specs.push(spec);
     }
     specs.push(StepSpec {
         exclusive: false,
@@ -431,7 +420,33 @@ fn experiment(
         }
         targets.push((p.name.clone(), target));
     }
-    for s in &mut specs {
+    add_recipe_revisions(&mut specs);
+    Ok((Graph::new(specs)?, actions, targets))
+}
+
+/// The two CPython steps (and whether each is free-threaded): their keys depend only on the
+/// CPython tree and the C compiler.
+fn cpython_specs(tree: &str, cc: &str) -> Vec<(StepSpec, bool)> {
+    INTERPRETERS
+        .iter()
+        .map(|&(interp, ft)| {
+            let spec = StepSpec {
+                exclusive: false,
+                name: format!("cpython/{interp}"),
+                deps: vec![],
+                inputs: vec![
+                    ("tree".into(), tree.to_string()),
+                    ("disable-gil".into(), ft.to_string()),
+                    ("cc".into(), cc.to_string()),
+                ],
+            };
+            (spec, ft)
+        })
+        .collect()
+}
+
+fn add_recipe_revisions(specs: &mut [StepSpec]) {
+    for s in specs {
         let kind = s
             .name
             .split('/')
@@ -441,10 +456,9 @@ fn experiment(
             .iter()
             .find(|(k, rev)| *k == kind && *rev > 0)
         {
-            s.inputs.push(input("recipe", rev.to_string()));
+            s.inputs.push(("recipe".into(), rev.to_string()));
         }
     }
-    Ok((Graph::new(specs)?, actions, targets))
 }
 
 fn make_report(
