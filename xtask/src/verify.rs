@@ -175,24 +175,25 @@ impl Args {
         let mut failed = Vec::new();
         let mut ran = 0;
         for name in &names {
-            let project = Project::load(layout, name)?;
-            if project.stack.verify.is_empty() {
+            let manifest = Project::load(layout, name)?;
+            if manifest.stack.verify.is_empty() {
                 if !self.projects.is_empty() {
                     println!(
                         "{name}: no verify commands in {}",
-                        layout.show(&project.manifest_path)
+                        layout.show(&manifest.manifest_path)
                     );
                 }
                 continue;
             }
+            // Read again under the lock, which stays held while the checks run.
+            let (project, _lock) = crate::sync::locked_and_synced(
+                sh,
+                layout,
+                name,
+                "cargo xtask verify",
+                "verifying it",
+            )?;
             let vars = variables(layout, &project)?;
-            let _lock =
-                crate::lock::CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask verify")?;
-            let msg = crate::sync::sync_one(sh, layout, &project, false)
-                .with_context(|| format!("syncing `{name}` before verifying it"))?;
-            if msg != "up to date" {
-                println!("{name}: {msg}");
-            }
             let dir = layout.checkout(name);
             let checks = run_checks(sh, &dir, &project.stack.verify, &vars, &[], true)?;
             ran += 1;

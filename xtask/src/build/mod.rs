@@ -89,9 +89,8 @@ impl Args {
         };
         if self.plan {
             for s in &graph.steps {
-                let cached = run::entry_dir(&opts.cache, &s.name, graph.key(&s.name))
-                    .join(".xtask-ok")
-                    .exists();
+                let key = graph.key(&s.name);
+                let cached = run::is_done(&run::entry_dir(&opts.cache, &s.name, key), key);
                 let mark = if !selection.wanted.contains(&s.name) {
                     "-"
                 } else if cached && !selection.forced.contains(&s.name) {
@@ -172,12 +171,10 @@ pub fn interpreters(layout: &Layout) -> Result<Vec<(String, std::path::PathBuf)>
             layout.show(&layout.patches())
         );
     }
-    let sh = Shell::new()?;
-    let cc = cmd!(sh, "cc --version").read()?;
-    let cc = cc.lines().next().unwrap_or("").trim();
+    let cc = cc_version(&Shell::new()?)?;
     let tree = tree_of(layout, "cpython")
         .context("reading the CPython checkout (run `cargo xtask sync cpython`)")?;
-    let mut specs: Vec<StepSpec> = cpython_specs(&tree, cc)
+    let mut specs: Vec<StepSpec> = cpython_specs(&tree, &cc)
         .into_iter()
         .map(|(s, _)| s)
         .collect();
@@ -188,7 +185,7 @@ pub fn interpreters(layout: &Layout) -> Result<Vec<(String, std::path::PathBuf)>
     for (interp, _) in INTERPRETERS {
         let step = format!("cpython/{interp}");
         let dir = run::entry_dir(&cache, &step, graph.key(&step));
-        if !dir.join(".xtask-ok").exists() {
+        if !run::is_done(&dir, graph.key(&step)) {
             bail!(
                 "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
             );
@@ -245,17 +242,22 @@ fn preflight(sh: &Shell) -> Result<()> {
 fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
     let mut projects = Vec::new();
     for name in layout.projects()? {
-        let _lock =
-            crate::lock::CheckoutLock::acquire(&layout.lock_file(&name), "cargo xtask build-all")?;
-        let project = Project::load(layout, &name)?;
-        let msg = crate::sync::sync_one(sh, layout, &project, false)
-            .with_context(|| format!("syncing `{name}` before the build"))?;
-        if msg != "up to date" {
-            println!("{name}: {msg}");
-        }
+        let (project, _lock) = crate::sync::locked_and_synced(
+            sh,
+            layout,
+            &name,
+            "cargo xtask build-all",
+            "the build",
+        )?;
         projects.push(project);
     }
     Ok(projects)
+}
+
+/// The C compiler's first `--version` line: part of the CPython steps' keys.
+fn cc_version(sh: &Shell) -> Result<String> {
+    let out = cmd!(sh, "cc --version").read()?;
+    Ok(out.lines().next().unwrap_or("").trim().to_string())
 }
 
 fn tool_versions(sh: &Shell, env: &recipes::Env) -> Result<Vec<(String, String)>> {
@@ -268,7 +270,7 @@ fn tool_versions(sh: &Shell, env: &recipes::Env) -> Result<Vec<(String, String)>
     };
     let mut tools = vec![
         ("rustc".into(), first(cmd!(sh, "rustc --version").read()?)),
-        ("cc".into(), first(cmd!(sh, "cc --version").read()?)),
+        ("cc".into(), cc_version(sh)?),
         ("constraints".into(), digest),
     ];
     // The pinned Python tools, as the report's record of what ran the tests.

@@ -337,15 +337,28 @@ pub fn maturin_wheel(
     let mut dirs = vec![scripts_dir(ctx.dep(env_step))];
     dirs.extend(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
+    pip_wheel(&sh, ctx, &py, &src, python_tag)
+}
+
+/// `pip wheel` of a source copy with the environment's own build tools (no build isolation),
+/// then the wheel checks. A failure the log explains (setuptools without abi3t) says so.
+fn pip_wheel(sh: &Shell, ctx: &Ctx, py: &Path, src: &Path, python_tag: &str) -> Result<()> {
     let out = &ctx.out;
-    logged(
+    let built = logged(
         ctx,
         cmd!(
             sh,
             "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
         ),
-    )?;
-    check_wheel(ctx, &py, python_tag)
+    );
+    if let Err(e) = built {
+        let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
+        return Err(match setuptools_refusal(&log) {
+            Some(hint) => e.context(hint),
+            None => e,
+        });
+    }
+    check_wheel(ctx, py, python_tag)
 }
 
 /// What a failed setuptools build's log says about the abi3t support it lacks, if anything.
@@ -371,22 +384,7 @@ pub fn setuptools_wheel(
     // The build must use the stacks' setuptools and cffi: say which it got.
     let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
     logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    let out = &ctx.out;
-    let built = logged(
-        ctx,
-        cmd!(
-            sh,
-            "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
-        ),
-    );
-    if let Err(e) = built {
-        let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
-        if let Some(hint) = setuptools_refusal(&log) {
-            return Err(e.context(hint));
-        }
-        return Err(e);
-    }
-    check_wheel(ctx, &py, python_tag)
+    pip_wheel(&sh, ctx, &py, &src, python_tag)
 }
 
 /// The wheel a step produced (exactly one).
@@ -493,19 +491,11 @@ pub fn test(
     std::fs::create_dir_all(&tests)?;
     for item in &target.test_files {
         let from = src.join(item);
-        if !from.exists() {
+        if from.exists() {
+            copy_tree(&sh, ctx, &from, &tests.join(item))?;
+        } else if !target.test_files_are_default() {
             // The default list is a guess; a list the stack wrote must be right.
-            if target.test_files_are_default() {
-                continue;
-            }
             bail!("`test_files` names `{item}`, which `checkouts/{project}` does not have");
-        }
-        {
-            let to = tests.join(item);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
         }
     }
     for data in &target.test_data {
@@ -576,12 +566,17 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
     if !from.exists() {
         bail!("{} has no `{}`", data.sdist, data.path);
     }
-    let to = tests.join(&data.to);
+    copy_tree(sh, ctx, &from, &tests.join(&data.to))?;
+    let _ = std::fs::remove_dir_all(&unpacked);
+    Ok(())
+}
+
+/// `cp -R from to`, making `to`'s parent first.
+fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
     }
     logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
-    let _ = std::fs::remove_dir_all(&unpacked);
     Ok(())
 }
 

@@ -112,7 +112,8 @@ pub fn log_path(logs: &Path, step: &str) -> PathBuf {
     logs.join(format!("{}.log", step.replace('/', "-")))
 }
 
-fn is_done(dir: &Path, key: &str) -> bool {
+/// Whether a cache entry holds a finished step with this key.
+pub fn is_done(dir: &Path, key: &str) -> bool {
     std::fs::read_to_string(dir.join(".xtask-ok")).is_ok_and(|k| k.trim() == key)
 }
 

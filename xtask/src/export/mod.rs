@@ -171,7 +171,6 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     let cargo_target = VerifyEnv {
         cargo_target: dir.join("cargo-target"),
         layout: layout.clone(),
-        vars: std::cell::RefCell::new(None),
     };
 
     let mut tips: BTreeMap<String, String> = BTreeMap::new();
@@ -349,25 +348,20 @@ fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     wt.commit_file_as_tool(file, &message)
 }
 
-/// What verify commands run with: their own cargo target folder, the stack's variables
-/// (worked out when a command first runs: an unchanged branch needs no interpreters).
+/// What verify commands run with: their own cargo target folder, and the layout their
+/// variables come from (worked out when a branch is verified: an unchanged one needs no
+/// interpreters).
 struct VerifyEnv {
     cargo_target: PathBuf,
     layout: Layout,
-    vars: std::cell::RefCell<Option<BTreeMap<String, String>>>,
 }
 
 fn verify(sh: &Shell, project: &Project, wt: &Checkout, env: &VerifyEnv) -> Result<Vec<Check>> {
-    if env.vars.borrow().is_none() {
-        let vars = crate::verify::variables(&env.layout, project)?;
-        *env.vars.borrow_mut() = Some(vars);
-    }
-    let vars = env.vars.borrow();
     crate::verify::run_checks(
         sh,
         &wt.dir,
         &project.stack.verify,
-        vars.as_ref().expect("set above"),
+        &crate::verify::variables(&env.layout, project)?,
         &[("CARGO_TARGET_DIR", &env.cargo_target)],
         false,
     )

@@ -232,6 +232,26 @@ pub(crate) fn observe(
     })
 }
 
+/// For commands that use a checkout (`what`, such as "the build"): locks it, reads its stack
+/// under the lock, syncs it (a no-op when it matches) and says what changed. The checkout
+/// stays locked while the returned guard lives.
+pub fn locked_and_synced(
+    sh: &Shell,
+    layout: &Layout,
+    name: &str,
+    command: &str,
+    what: &str,
+) -> Result<(Project, CheckoutLock)> {
+    let lock = CheckoutLock::acquire(&layout.lock_file(name), command)?;
+    let project = Project::load(layout, name)?;
+    let msg = sync_one(sh, layout, &project, false)
+        .with_context(|| format!("syncing `{name}` before {what}"))?;
+    if msg != "up to date" {
+        println!("{name}: {msg}");
+    }
+    Ok((project, lock))
+}
+
 pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
     stack::require_clean_lint(layout, project)?;
     let dir = layout.checkout(&project.name);
