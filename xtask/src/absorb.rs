@@ -69,8 +69,7 @@ impl Outcome {
 
     /// One line for people: the label and the evidence.
     pub fn describe(&self) -> String {
-        let short =
-            |c: &UpstreamChange| format!("{} \"{}\"", &c.id[..c.id.len().min(12)], c.subject);
+        let short = |c: &UpstreamChange| format!("{} \"{}\"", crate::git::short(&c.id), c.subject);
         let touched = |list: &[UpstreamChange]| {
             if list.is_empty() {
                 String::new()

@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 use crate::git::{self, Checkout};
-use crate::lock::CheckoutLock;
 use crate::manifest::{self, Base, PatchName};
 use crate::stack::{self, CheckoutState, Layout, Project};
 use crate::{fsx, patch, pypi};
@@ -32,8 +31,7 @@ impl Args {
             projects.retain(|p| layout.checkout(p).exists());
         }
         for name in &projects {
-            let project = Project::load(layout, name)?;
-            let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask save")?;
+            let (_lock, project) = Project::lock_and_load(layout, name, "cargo xtask save")?;
             let message = save_one(sh, layout, &project)?;
             println!("{name}: {message}");
         }

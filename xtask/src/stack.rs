@@ -101,6 +101,17 @@ impl Project {
         })
     }
 
+    /// Locks the checkout for `command`, then reads the stack under the lock, so a
+    /// concurrent save is seen whole. The checkout stays locked while the guard lives.
+    pub fn lock_and_load(
+        layout: &Layout,
+        name: &str,
+        command: &str,
+    ) -> Result<(crate::lock::CheckoutLock, Project)> {
+        let lock = crate::lock::CheckoutLock::acquire(&layout.lock_file(name), command)?;
+        Ok((lock, Project::load(layout, name)?))
+    }
+
     pub fn patch_path(&self, name: &PatchName) -> PathBuf {
         self.dir.join(name.as_str())
     }
@@ -279,5 +290,10 @@ impl CheckoutState {
     pub fn write(&self, checkout: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self)? + "\n";
         fsx::write_atomic(&Self::path(checkout), json.as_bytes())
+    }
+
+    /// Forgets the record (as after a first sync that never finished).
+    pub fn remove(checkout: &Path) {
+        let _ = std::fs::remove_file(Self::path(checkout));
     }
 }

@@ -62,7 +62,7 @@ impl Args {
             println!(
                 "{:<13} {:<14} {:>3} patch(es)  v{:<3} {:<20} {}",
                 r.project,
-                r.base.chars().take(12).collect::<String>(),
+                git::short(&r.base),
                 r.patches,
                 r.version,
                 r.checkout,

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::git::{self, AmOutcome, Checkout};
-use crate::lock::CheckoutLock;
 use crate::manifest::{PatchName, PrGroup, Upstream};
 use crate::stack::{self, Layout, Project};
 use describe::{Check, Convention};
@@ -74,8 +73,7 @@ impl Args {
             bail!("no stack has `prs:` groups (see docs/stack-format.md)");
         }
         for name in names {
-            let _lock = CheckoutLock::acquire(&layout.lock_file(&name), "cargo xtask export-prs")?;
-            let project = Project::load(layout, &name)?;
+            let (_lock, project) = Project::lock_and_load(layout, &name, "cargo xtask export-prs")?;
             export(sh, layout, &project, self)?;
         }
         Ok(())

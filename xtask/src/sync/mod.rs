@@ -67,9 +67,7 @@ impl Args {
         let mut stopped = None;
         for name in &projects {
             let result = (|| {
-                let _lock = CheckoutLock::acquire(&layout.lock_file(name), "cargo xtask sync")?;
-                // Read the stack under the lock, so a concurrent save is seen whole.
-                let project = Project::load(layout, name)?;
+                let (_lock, project) = Project::lock_and_load(layout, name, "cargo xtask sync")?;
                 let updating = crate::update::UpdateState::read(&layout.checkout(name))?.is_some();
                 if self.update {
                     crate::update::update_one(
@@ -214,7 +212,9 @@ pub(crate) fn observe(
     project: &Project,
 ) -> Result<Observed> {
     let am_in_progress = co.am_in_progress();
-    let empty = repo.index()?.is_empty();
+    // A clone made with --no-checkout has no index file yet; reading a whole index (half a
+    // megabyte on CPython) only to ask this would slow every no-op sync.
+    let empty = !co.git_dir().join("index").exists();
     let uncommitted = if empty || am_in_progress {
         Vec::new()
     } else {
@@ -242,8 +242,7 @@ pub fn locked_and_synced(
     command: &str,
     what: &str,
 ) -> Result<(Project, CheckoutLock)> {
-    let lock = CheckoutLock::acquire(&layout.lock_file(name), command)?;
-    let project = Project::load(layout, name)?;
+    let (lock, project) = Project::lock_and_load(layout, name, command)?;
     let msg = sync_one(sh, layout, &project, false)
         .with_context(|| format!("syncing `{name}` before {what}"))?;
     if msg != "up to date" {

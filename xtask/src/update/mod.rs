@@ -461,9 +461,7 @@ fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) ->
     }
     match &st.old_state {
         Some(s) => s.write(&dir)?,
-        None => {
-            let _ = std::fs::remove_file(dir.join(".git/xtask-state.json"));
-        }
+        None => CheckoutState::remove(&dir),
     }
     co.delete_ref(git::BEFORE_SYNC_REF)?;
     std::fs::remove_file(state_path(&dir))?;
