@@ -2,7 +2,7 @@
 //! from them. This file is the table of contents: one subcommand per module.
 
 mod absorb;
-mod build;
+mod build_all;
 mod changelog;
 mod check;
 mod export;
@@ -48,7 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    BuildAll(build::Args),
+    BuildAll(build_all::Args),
     ExportPrs(export::Args),
     Sync(sync::Args),
     Save(save::Args),

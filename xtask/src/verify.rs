@@ -103,7 +103,7 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<BTreeMap<String, 
         .flat_map(|c| c.split_whitespace())
         .any(|w| w.starts_with("$PYTHON_") || w.starts_with("${PYTHON_"));
     if needs_python {
-        for (name, python) in crate::build::interpreters(layout)? {
+        for (name, python) in crate::build_all::interpreters(layout)? {
             vars.insert(format!("PYTHON_{}", name.to_uppercase()), path(python));
         }
     }
