@@ -10,13 +10,13 @@ mod fsx;
 mod git;
 mod lock;
 mod manifest;
+mod ops;
 mod patch;
 mod pypi;
 mod save;
 mod stack;
 mod status;
 mod sync;
-mod update;
 mod verify;
 
 #[cfg(test)]
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(stopped) = e.downcast_ref::<sync::Stopped>() {
+            if let Some(stopped) = e.downcast_ref::<ops::Stopped>() {
                 eprintln!("stopped: {stopped}");
                 return ExitCode::from(3);
             }

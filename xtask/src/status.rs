@@ -7,9 +7,10 @@ use xshell::Shell;
 
 use crate::git::{self, Checkout};
 use crate::manifest::{Base, Upstream};
+use crate::ops::update_state::{DryRun, UpdateState};
+use crate::ops::{Plan, observe, plan};
 use crate::pypi;
 use crate::stack::{Layout, Project};
-use crate::sync::Plan;
 
 /// Show each stack's base, how far `track` has moved, its patches and its checkout's state.
 ///
@@ -41,7 +42,7 @@ pub struct StackStatus {
     pub summary: Option<String>,
     pub details: Vec<String>,
     /// The last `sync --update --dry-run`: per patch, what would happen on the newest upstream.
-    pub last_dry_run: Option<crate::update::DryRun>,
+    pub last_dry_run: Option<DryRun>,
 }
 
 impl Args {
@@ -113,7 +114,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
             row.behind = repo.graph_ahead_behind(t, b).ok().map(|(ahead, _)| ahead);
         }
     }
-    if let Ok(Some(st)) = crate::update::UpdateState::read(&dir) {
+    if let Ok(Some(st)) = UpdateState::read(&dir) {
         let at = st
             .patches
             .get(st.done.len())
@@ -124,7 +125,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
             if st.stopped { "stopped" } else { "interrupted" }
         ));
     }
-    if let Some(dry) = crate::update::DryRun::read(&dir) {
+    if let Some(dry) = DryRun::read(&dir) {
         let count = |label: &str| {
             dry.patches
                 .iter()
@@ -146,7 +147,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         row.last_dry_run = Some(dry);
     }
     // The same reading of the checkout that sync acts on.
-    row.checkout = match crate::sync::plan(&crate::sync::observe(&co, &repo, project)?) {
+    row.checkout = match plan(&observe(&co, &repo, project)?) {
         Plan::Conflict => {
             row.details
                 .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());

@@ -242,13 +242,8 @@ fn preflight(sh: &Shell) -> Result<()> {
 fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
     let mut projects = Vec::new();
     for name in layout.projects()? {
-        let (project, _lock) = crate::sync::locked_and_synced(
-            sh,
-            layout,
-            &name,
-            "cargo xtask build-all",
-            "the build",
-        )?;
+        let (project, _lock) =
+            crate::ops::locked_and_synced(sh, layout, &name, "cargo xtask build-all", "the build")?;
         projects.push(project);
     }
     Ok(projects)

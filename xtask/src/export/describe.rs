@@ -68,7 +68,7 @@ impl Convention {
 }
 
 /// One verification command's result on a branch.
-pub use crate::verify::Check;
+pub use crate::ops::checks::Check;
 
 pub struct Description<'a> {
     pub title: &'a str,

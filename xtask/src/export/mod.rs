@@ -148,7 +148,7 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     }
 
     // The checkout holds the branches; it must match its stack.
-    crate::sync::sync_one(sh, layout, project, false)
+    crate::ops::sync_one(sh, layout, project, false)
         .context("the checkout must match its stack before an export")?;
     let co = Checkout::new(sh, &layout.checkout(&project.name));
     co.fetch_branch(&project.stack.track)?;
@@ -355,11 +355,11 @@ struct VerifyEnv {
 }
 
 fn verify(sh: &Shell, project: &Project, wt: &Checkout, env: &VerifyEnv) -> Result<Vec<Check>> {
-    crate::verify::run_checks(
+    crate::ops::checks::run_checks(
         sh,
         &wt.dir,
         &project.stack.verify,
-        &crate::verify::variables(&env.layout, project)?,
+        &crate::ops::checks::variables(&env.layout, project)?,
         &[("CARGO_TARGET_DIR", &env.cargo_target)],
         false,
     )

@@ -1,19 +1,15 @@
 //! `cargo xtask sync`: make each checkout equal to its stack's base plus series, without ever
 //! losing work that is only in the checkout.
 
-use std::fmt;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use xshell::Shell;
 
-use crate::git::{self, AmOutcome, Checkout};
-use crate::lock::CheckoutLock;
-use crate::manifest::{Base, Upstream};
-use crate::pypi;
-use crate::stack::{self, CheckoutState, Layout, Project};
+use crate::ops::recover::{abort, resume};
+use crate::ops::update_state::UpdateState;
+use crate::ops::{Stopped, sync_one};
+use crate::stack::{Layout, Project};
 
-mod recover;
-use recover::{abort, backup, describe_unsaved, resume, stopped};
+mod update;
 
 /// Clone or fetch each upstream, check out its pinned base and apply its patch series.
 ///
@@ -68,24 +64,18 @@ impl Args {
         for name in &projects {
             let result = (|| {
                 let (_lock, project) = Project::lock_and_load(layout, name, "cargo xtask sync")?;
-                let updating = crate::update::UpdateState::read(&layout.checkout(name))?.is_some();
+                let updating = UpdateState::read(&layout.checkout(name))?.is_some();
                 if self.update {
-                    crate::update::update_one(
-                        sh,
-                        layout,
-                        &project,
-                        self.to.as_deref(),
-                        self.dry_run,
-                    )
+                    update::update_one(sh, layout, &project, self.to.as_deref(), self.dry_run)
                 } else if updating && resuming {
                     let how = if self.continue_ {
-                        crate::update::Resume::Continue
+                        update::Resume::Continue
                     } else if self.skip {
-                        crate::update::Resume::Skip
+                        update::Resume::Skip
                     } else {
-                        crate::update::Resume::Abort
+                        update::Resume::Abort
                     };
-                    crate::update::resume(sh, layout, &project, how)
+                    update::resume(sh, layout, &project, how)
                 } else if updating {
                     bail!(
                         "an update of `{name}` is under way: run `cargo xtask sync --update {name}` to go on, or `cargo xtask sync --abort {name}`"
@@ -126,341 +116,5 @@ impl Args {
             return Err(s.into());
         }
         Ok(())
-    }
-}
-
-/// A sync that stopped at a patch that does not apply; `main` turns it into exit code 3.
-#[derive(Debug)]
-pub struct Stopped {
-    pub report: String,
-}
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.report)
-    }
-}
-
-impl std::error::Error for Stopped {}
-
-/// What a checkout looks like before a sync, as plain data.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    pub am_in_progress: bool,
-    /// Nothing is checked out yet (fresh or interrupted clone).
-    pub empty: bool,
-    pub head: Option<String>,
-    pub state: Option<CheckoutState>,
-    /// Where HEAD was when an interrupted sync started, if one was interrupted.
-    pub before_sync: Option<String>,
-    /// `refs/xtask/base`: the base of whatever the tool last applied here.
-    pub base_ref: Option<String>,
-    pub digest: String,
-    pub uncommitted: Vec<String>,
-}
-
-/// What sync should do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    UpToDate,
-    Apply,
-    /// Work would be lost: the reasons, for the message (or the backup under `--force`).
-    Unsaved {
-        uncommitted: Vec<String>,
-        moved_from: Option<String>,
-    },
-    Conflict,
-}
-
-pub fn plan(o: &Observed) -> Plan {
-    if o.am_in_progress {
-        return Plan::Conflict;
-    }
-    if o.empty {
-        return Plan::Apply;
-    }
-    // After an interrupted sync, the user's last HEAD is the one recorded when it started.
-    let user_head = o.before_sync.as_ref().or(o.head.as_ref());
-    let moved_from = match (&o.state, user_head, &o.base_ref) {
-        (Some(s), Some(h), _) if &s.tip != h => Some(s.tip.clone()),
-        // No record (a first sync that stopped and was continued, or a lost record): every
-        // commit on top of the base is work the tool cannot vouch for.
-        (None, Some(h), Some(b)) if h != b => Some(b.clone()),
-        _ => None,
-    };
-    if !o.uncommitted.is_empty() || moved_from.is_some() {
-        return Plan::Unsaved {
-            uncommitted: o.uncommitted.clone(),
-            moved_from,
-        };
-    }
-    match &o.state {
-        Some(s)
-            if s.digest == o.digest
-                && o.before_sync.is_none()
-                && o.head.as_ref() == Some(&s.tip) =>
-        {
-            Plan::UpToDate
-        }
-        _ => Plan::Apply,
-    }
-}
-
-pub(crate) fn observe(
-    co: &Checkout,
-    repo: &git2::Repository,
-    project: &Project,
-) -> Result<Observed> {
-    let am_in_progress = co.am_in_progress();
-    // A clone made with --no-checkout has no index file yet; reading a whole index (half a
-    // megabyte on CPython) only to ask this would slow every no-op sync.
-    let empty = !co.git_dir().join("index").exists();
-    let uncommitted = if empty || am_in_progress {
-        Vec::new()
-    } else {
-        co.uncommitted_changes()?
-    };
-    Ok(Observed {
-        am_in_progress,
-        empty,
-        head: git::head_commit(repo).map(|h| h.to_string()),
-        state: CheckoutState::read(&co.dir),
-        before_sync: git::ref_target(repo, git::BEFORE_SYNC_REF).map(|h| h.to_string()),
-        base_ref: git::ref_target(repo, git::BASE_REF).map(|h| h.to_string()),
-        digest: stack::digest(project)?,
-        uncommitted,
-    })
-}
-
-/// For commands that use a checkout (`what`, such as "the build"): locks it, reads its stack
-/// under the lock, syncs it (a no-op when it matches) and says what changed. The checkout
-/// stays locked while the returned guard lives.
-pub fn locked_and_synced(
-    sh: &Shell,
-    layout: &Layout,
-    name: &str,
-    command: &str,
-    what: &str,
-) -> Result<(Project, CheckoutLock)> {
-    let (lock, project) = Project::lock_and_load(layout, name, command)?;
-    let msg = sync_one(sh, layout, &project, false)
-        .with_context(|| format!("syncing `{name}` before {what}"))?;
-    if msg != "up to date" {
-        println!("{name}: {msg}");
-    }
-    Ok((project, lock))
-}
-
-pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
-    stack::require_clean_lint(layout, project)?;
-    let dir = layout.checkout(&project.name);
-    let shown = layout.show(&dir);
-    let co = if dir.exists() {
-        Checkout::new(sh, &dir)
-    } else {
-        std::fs::create_dir_all(layout.checkouts())?;
-        match &project.stack.upstream {
-            Upstream::Git(url) => {
-                eprintln!("{}: cloning {url}", project.name);
-                Checkout::clone_from(sh, url, &dir)?
-            }
-            Upstream::Pypi { .. } => Checkout::init(sh, &dir)?,
-        }
-    };
-    let repo = co.open()?;
-    let observed = observe(&co, &repo, project)?;
-    match plan(&observed) {
-        Plan::UpToDate => return Ok("up to date".into()),
-        Plan::Conflict => bail!(
-            "`{shown}` is in the middle of applying patches; finish with `cargo xtask sync --continue {0}` (after `git add`), `--skip {0}` or `--abort {0}`",
-            project.name
-        ),
-        Plan::Unsaved {
-            uncommitted,
-            moved_from,
-        } => {
-            let what = describe_unsaved(
-                &repo,
-                &uncommitted,
-                moved_from.as_deref(),
-                observed.head.as_deref(),
-            )?;
-            if !force {
-                bail!(
-                    "`{shown}` has work that is not in patches/{0}/:\n{what}\nkeep it with `cargo xtask save {0}` (commit or stash uncommitted changes first), or discard it with `cargo xtask sync --force {0}` (a backup ref is kept)",
-                    project.name
-                );
-            }
-            let refs = backup(&co, &observed)?;
-            eprintln!(
-                "{}: replacing unsaved work; kept as {}",
-                project.name,
-                refs.join(" and ")
-            );
-        }
-        Plan::Apply => {}
-    }
-
-    let base = resolve_base(sh, layout, &co, &repo, project)?;
-    // Where to go back to on `--abort`, and the marker of a sync under way. A first sync has
-    // nothing checked out yet, so its starting point is the base itself.
-    if observed.before_sync.is_none() {
-        let start = if observed.empty {
-            Some(&base)
-        } else {
-            observed.head.as_ref()
-        };
-        if let Some(start) = start {
-            co.update_ref(git::BEFORE_SYNC_REF, start, "xtask: sync started")?;
-        }
-    }
-    // Already on the base with nothing changed (a series that was emptied, or a retry): the
-    // checkout needs no rewrite, which saves a full index refresh on CPython.
-    let at_base = observed.head.as_deref() == Some(base.as_str())
-        && !observed.empty
-        && observed.uncommitted.is_empty()
-        && co.on_branch(&repo);
-    if !at_base {
-        co.reset_branch(&base)?;
-    }
-    co.update_ref(git::BASE_REF, &base, "xtask: sync base")?;
-    let patches = project.series_paths();
-    if !patches.is_empty()
-        && let AmOutcome::Stopped { git_output } = co.am(&patches)?
-    {
-        return Err(stopped(layout, &co, project, &base, &git_output).into());
-    }
-    finish(&co, &repo, project, &base)?;
-    Ok(format!(
-        "synced {} patch{} onto {}",
-        patches.len(),
-        if patches.len() == 1 { "" } else { "es" },
-        git::short(&base)
-    ))
-}
-
-/// Records the checkout as equal to the stack and forgets the interrupted-sync marker.
-fn finish(co: &Checkout, repo: &git2::Repository, project: &Project, base: &str) -> Result<()> {
-    let tip = git::head_commit(repo).context("no HEAD after applying the series")?;
-    let digest = stack::digest(project)?;
-    CheckoutState::new(base.to_string(), tip.to_string(), digest).write(&co.dir)?;
-    co.delete_ref(git::BEFORE_SYNC_REF)
-}
-
-/// Makes sure the base commit is in the checkout, fetching or importing it when it is not.
-fn resolve_base(
-    sh: &Shell,
-    layout: &Layout,
-    co: &Checkout,
-    repo: &git2::Repository,
-    project: &Project,
-) -> Result<String> {
-    match (&project.stack.upstream, &project.stack.base) {
-        (Upstream::Git(url), Base::Commit(id)) => {
-            if co.has_commit(repo, id) {
-                return Ok(id.clone());
-            }
-            eprintln!(
-                "{}: fetching `{}` from {url}",
-                project.name, project.stack.track
-            );
-            co.fetch_branch(&project.stack.track)?;
-            if !co.has_commit(repo, id) {
-                // Not on the tracked branch (any more): ask for the commit itself.
-                co.fetch_commit(id).with_context(|| {
-                    format!(
-                        "base {id} of stack `{}` is not on `{}` of {url}",
-                        project.name, project.stack.track
-                    )
-                })?;
-            }
-            Ok(id.clone())
-        }
-        (Upstream::Pypi { pypi: name }, Base::Sdist { version, sha256 }) => {
-            if let Some(id) = git::ref_target(repo, &pypi::import_ref(sha256)) {
-                return Ok(id.to_string());
-            }
-            eprintln!("{}: downloading the {name} {version} sdist", project.name);
-            let sdist = pypi::Index::fetch(sh, name)?.sdist(version)?;
-            pypi::download_and_import(co, &layout.xtask_target(), name, version, &sdist, sha256)
-        }
-        _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn state(tip: &str, digest: &str) -> Option<CheckoutState> {
-        Some(CheckoutState::new("b".into(), tip.into(), digest.into()))
-    }
-
-    #[test]
-    fn plans() {
-        let clean = Observed {
-            head: Some("t".into()),
-            state: state("t", "d"),
-            digest: "d".into(),
-            ..Default::default()
-        };
-        assert_eq!(plan(&clean), Plan::UpToDate);
-        assert_eq!(
-            plan(&Observed {
-                digest: "new".into(),
-                ..clean.clone()
-            }),
-            Plan::Apply
-        );
-        assert_eq!(
-            plan(&Observed {
-                state: None,
-                ..clean.clone()
-            }),
-            Plan::Apply
-        );
-        assert_eq!(
-            plan(&Observed {
-                am_in_progress: true,
-                ..clean.clone()
-            }),
-            Plan::Conflict
-        );
-        assert_eq!(
-            plan(&Observed {
-                head: Some("u".into()),
-                ..clean.clone()
-            }),
-            Plan::Unsaved {
-                uncommitted: vec![],
-                moved_from: Some("t".into())
-            }
-        );
-        assert_eq!(
-            plan(&Observed {
-                uncommitted: vec!["a".into()],
-                ..clean.clone()
-            }),
-            Plan::Unsaved {
-                uncommitted: vec!["a".into()],
-                moved_from: None
-            }
-        );
-        // An interrupted sync: HEAD is wherever it stopped, the user's HEAD was the tip.
-        let interrupted = Observed {
-            head: Some("base".into()),
-            before_sync: Some("t".into()),
-            ..clean.clone()
-        };
-        assert_eq!(plan(&interrupted), Plan::Apply);
-        // Nothing checked out yet: nothing to lose.
-        assert_eq!(
-            plan(&Observed {
-                empty: true,
-                head: Some("x".into()),
-                ..clean
-            }),
-            Plan::Apply
-        );
     }
 }

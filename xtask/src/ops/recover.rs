@@ -6,11 +6,11 @@ use std::time::SystemTime;
 use anyhow::{Result, bail};
 use xshell::Shell;
 
-use super::{Observed, Stopped};
+use super::checkout::{Observed, Stopped};
 use crate::git::{self, AmOutcome, Checkout};
 use crate::stack::{CheckoutState, Layout, Project};
 
-pub(super) fn describe_unsaved(
+pub fn describe_unsaved(
     repo: &git2::Repository,
     uncommitted: &[String],
     moved_from: Option<&str>,
@@ -49,7 +49,7 @@ pub(super) fn describe_unsaved(
 }
 
 /// Keeps HEAD, and uncommitted changes if any, under `refs/xtask/backup/`.
-pub(super) fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
+pub fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
@@ -86,7 +86,7 @@ pub(super) fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
     Ok(refs)
 }
 
-pub(super) fn stopped(
+pub fn stopped(
     layout: &Layout,
     co: &Checkout,
     project: &Project,
@@ -134,7 +134,7 @@ pub(super) fn stopped(
     Stopped { report }
 }
 
-pub(super) fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Result<String> {
+pub fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Result<String> {
     let co = Checkout::new(sh, &layout.checkout(&project.name));
     if !co.am_in_progress() {
         let what = if skip { "skip" } else { "continue" };
@@ -168,7 +168,7 @@ pub(super) fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool)
     }
 }
 
-pub(super) fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
+pub fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
     let co = Checkout::new(sh, &layout.checkout(&project.name));
     let repo = co.open()?;
     let was_applying = co.am_in_progress();

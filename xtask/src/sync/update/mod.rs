@@ -7,99 +7,25 @@
 //! starts, and the stack files are written only at the end, from the copy and HEAD, so a
 //! rerun after any interruption reaches the same result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::absorb::Outcome;
 use crate::changelog;
-use crate::git::{self, AmOutcome, Checkout, UpstreamChange};
+use crate::git::{self, AmOutcome, Checkout};
 use crate::manifest::{self, Base, PatchName, Upstream};
+use crate::ops::Stopped;
+use crate::ops::export;
+use crate::ops::update_state::{
+    DryRun, STATE_VERSION, UpdateState, backup_dir, dry_run_path, state_path,
+};
 use crate::pypi;
-use crate::save;
 use crate::stack::{self, CheckoutState, Layout, Project};
-use crate::sync::Stopped;
 
 mod replay;
 use replay::{Step, dry, replay_one};
-
-/// The record of an update under way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateState {
-    pub version: u32,
-    pub old_base: String,
-    pub new_base: String,
-    /// What `base:` in `stack.yaml` becomes.
-    pub new_pin: Base,
-    pub old_tip: String,
-    pub old_state: Option<CheckoutState>,
-    pub commits_between: Option<usize>,
-    pub patches: Vec<String>,
-    pub done: Vec<(String, Outcome)>,
-    /// HEAD after the last recorded step.
-    pub head: String,
-    /// Waiting for a person at patch `done.len()`.
-    pub stopped: bool,
-    pub upstream_ids: Vec<(String, UpstreamChange)>,
-}
-
-const STATE_VERSION: u32 = 1;
-
-fn state_path(co: &Path) -> PathBuf {
-    co.join(".git").join("xtask-update.json")
-}
-
-fn backup_dir(co: &Path) -> PathBuf {
-    co.join(".git").join("xtask-update-backup")
-}
-
-fn dry_run_path(co: &Path) -> PathBuf {
-    co.join(".git").join("xtask-dry-run.json")
-}
-
-impl UpdateState {
-    pub fn read(co: &Path) -> Result<Option<UpdateState>> {
-        let path = state_path(co);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(None);
-        };
-        let st: UpdateState =
-            serde_json::from_str(&text).with_context(|| format!("reading `{}`", path.display()))?;
-        if st.version != STATE_VERSION {
-            bail!(
-                "`{}` has version {}, this tool knows {STATE_VERSION}",
-                path.display(),
-                st.version
-            );
-        }
-        Ok(Some(st))
-    }
-
-    fn write(&self, co: &Path) -> Result<()> {
-        crate::fsx::write_atomic(
-            &state_path(co),
-            (serde_json::to_string_pretty(self)? + "\n").as_bytes(),
-        )
-    }
-}
-
-/// The last dry run's result, which `status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DryRun {
-    pub date: String,
-    pub new_base: String,
-    pub commits_between: Option<usize>,
-    pub patches: Vec<(String, Outcome)>,
-}
-
-impl DryRun {
-    pub fn read(co: &Path) -> Option<DryRun> {
-        serde_json::from_str(&std::fs::read_to_string(dry_run_path(co)).ok()?).ok()
-    }
-}
 
 /// Crash-test hook: `XTASK_KILL_AT=<point>` aborts the process there, as a kill would.
 fn checkpoint(point: &str) {
@@ -137,7 +63,7 @@ pub fn update_one(
         return run_to_end(layout, project, &co, st);
     }
     // Start from a checkout that equals its stack.
-    crate::sync::sync_one(sh, layout, project, false)
+    crate::ops::sync_one(sh, layout, project, false)
         .context("the checkout must match its stack before an update")?;
     let repo = co.open()?;
     let old_tip = git::head_commit(&repo).context("no HEAD")?.to_string();
@@ -389,7 +315,8 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         text: old_text,
     };
     let head = git2::Oid::from_str(&head_of(co)?)?;
-    let exported = save::export_range(co, layout, git2::Oid::from_str(&st.new_base)?, head, &old)?;
+    let exported =
+        export::export_range(co, layout, git2::Oid::from_str(&st.new_base)?, head, &old)?;
     let version = (old.stack.version, old.stack.version + 1);
     let names: Vec<PatchName> = exported.iter().map(|e| e.name.clone()).collect();
     let text = manifest::with_series(
@@ -419,7 +346,7 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
     let old_log = std::fs::read_to_string(backup.join("CHANGELOG.md"))
         .unwrap_or_else(|_| changelog::HEADER.to_string());
     checkpoint("before-write");
-    save::write_files(&project.dir, &old.stack.series, &exported, &text)?;
+    export::write_files(&project.dir, &old.stack.series, &exported, &text)?;
     checkpoint("after-write");
     crate::fsx::write_atomic(
         &project.dir.join("CHANGELOG.md"),
