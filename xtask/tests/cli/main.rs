@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod claims;
 mod concurrency;
 mod conflicts;
 mod export;
