@@ -13,6 +13,10 @@ use xshell::{Shell, cmd};
 use crate::git::Checkout;
 use crate::stack::hex;
 
+mod version;
+
+pub use version::newest_matching;
+
 /// The simple index; `XTASK_INDEX_URL` points it elsewhere. A `file://` index is a folder
 /// with `<name>/index.json` in PEP 691 form (what a test or an offline mirror provides).
 pub fn index_url() -> String {
@@ -150,164 +154,6 @@ fn index_page(sh: &Shell, name: &str) -> Result<(String, String)> {
     .read()
     .with_context(|| format!("looking up {name} in the package index at {url}"))?;
     Ok((json, url))
-}
-
-/// A PEP 440 version, reduced to what ordering needs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Version {
-    release: Vec<u64>,
-    /// 0: a dev release of a final, 1: a pre-release, 2: final.
-    phase: u8,
-    pre: (u8, u64),
-    post: i64,
-    dev: u64,
-}
-
-fn parse_version(v: &str) -> Option<Version> {
-    let v = v.trim().to_ascii_lowercase();
-    let v = v.strip_prefix('v').unwrap_or(&v);
-    let v = v.split('+').next()?;
-    let end = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (rel, mut rest) = v.split_at(end);
-    let mut release: Vec<u64> = rel
-        .trim_end_matches('.')
-        .split('.')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    while release.len() > 1 && release.last() == Some(&0) {
-        release.pop();
-    }
-    let num = |s: &str| -> (u64, usize) {
-        let s2 = s.trim_start_matches(['.', '-', '_']);
-        let skipped = s.len() - s2.len();
-        let digits = s2.find(|c: char| !c.is_ascii_digit()).unwrap_or(s2.len());
-        (s2[..digits].parse().unwrap_or(0), skipped + digits)
-    };
-    let mut pre = None;
-    for (word, kind) in [
-        ("rc", 2),
-        ("c", 2),
-        ("alpha", 0),
-        ("a", 0),
-        ("beta", 1),
-        ("b", 1),
-    ] {
-        let r = rest.trim_start_matches(['.', '-', '_']);
-        if let Some(after) = r.strip_prefix(word) {
-            let (n, used) = num(after);
-            pre = Some((kind, n));
-            rest = &after[used..];
-            break;
-        }
-    }
-    let mut post = -1;
-    let r = rest.trim_start_matches(['.', '-', '_']);
-    if let Some(after) = r.strip_prefix("post") {
-        let (n, used) = num(after);
-        post = n as i64;
-        rest = &after[used..];
-    }
-    let mut dev = u64::MAX;
-    let r = rest.trim_start_matches(['.', '-', '_']);
-    if let Some(after) = r.strip_prefix("dev") {
-        let (n, used) = num(after);
-        dev = n;
-        rest = &after[used..];
-    }
-    if !rest.trim_start_matches(['.', '-', '_']).is_empty() {
-        return None;
-    }
-    let phase = match (pre, post, dev) {
-        (Some(_), _, _) => 1,
-        (None, -1, d) if d != u64::MAX => 0,
-        _ => 2,
-    };
-    Some(Version {
-        release,
-        phase,
-        pre: pre.unwrap_or((3, 0)),
-        post,
-        dev,
-    })
-}
-
-fn is_prerelease(v: &Version) -> bool {
-    v.phase < 2 || v.dev != u64::MAX
-}
-
-/// The newest version matching a PEP 440 specifier such as `>=50.0.2,<51`; pre-releases only
-/// when the specifier names one.
-pub fn newest_matching(versions: &[String], spec: &str) -> Result<Option<String>> {
-    let mut clauses = Vec::new();
-    for clause in spec.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        let op_len = clause
-            .find(|c: char| c.is_ascii_alphanumeric())
-            .unwrap_or(clause.len());
-        let (op, v) = clause.split_at(op_len);
-        let op = op.trim();
-        if !matches!(op, ">=" | "<=" | ">" | "<" | "==" | "!=" | "~=") {
-            bail!(
-                "`{clause}` in track `{spec}` is not a version specifier (>=, <=, >, <, ==, !=, ~=)"
-            );
-        }
-        clauses.push((op.to_string(), v.trim().to_string()));
-    }
-    let allow_pre = clauses
-        .iter()
-        .any(|(_, v)| parse_version(v).is_some_and(|p| is_prerelease(&p)));
-    // The release segments as written ("50.0.*" and "~=50.0.0" care about the zeros).
-    let literal = |v: &str| -> Vec<u64> {
-        v.trim_end_matches(".*")
-            .split('.')
-            .map_while(|p| p.parse().ok())
-            .collect()
-    };
-    let has_prefix = |cand: &Version, prefix: &[u64]| {
-        let mut padded = cand.release.clone();
-        padded.resize(padded.len().max(prefix.len()), 0);
-        padded.starts_with(prefix)
-    };
-    let matches = |cand: &Version| -> Result<bool> {
-        for (op, v) in &clauses {
-            let wildcard = v.ends_with(".*");
-            let bound = parse_version(v.trim_end_matches(".*"))
-                .with_context(|| format!("`{v}` is not a version"))?;
-            let ok = match op.as_str() {
-                ">=" => *cand >= bound,
-                "<=" => *cand <= bound,
-                ">" => *cand > bound,
-                "<" => *cand < bound,
-                "==" if wildcard => has_prefix(cand, &literal(v)),
-                "==" => *cand == bound,
-                "!=" if wildcard => !has_prefix(cand, &literal(v)),
-                "!=" => *cand != bound,
-                "~=" => {
-                    let lit = literal(v);
-                    *cand >= bound && has_prefix(cand, &lit[..lit.len().saturating_sub(1).max(1)])
-                }
-                _ => unreachable!(),
-            };
-            if !ok {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    };
-    let mut best: Option<(Version, &String)> = None;
-    for v in versions {
-        let Some(parsed) = parse_version(v) else {
-            continue;
-        };
-        if (is_prerelease(&parsed) && !allow_pre) || !matches(&parsed)? {
-            continue;
-        }
-        if best.as_ref().is_none_or(|(b, _)| parsed > *b) {
-            best = Some((parsed, v));
-        }
-    }
-    Ok(best.map(|(_, v)| v.clone()))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -449,36 +295,6 @@ mod tests {
         std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), b"changed").unwrap();
         assert_eq!(cached(&cache, &sha), None);
         std::fs::remove_dir_all(&cache).unwrap();
-    }
-
-    #[test]
-    fn newest_matching_follows_pep_440() {
-        let vs: Vec<String> = [
-            "49.0.0",
-            "50.0.0",
-            "50.0.1",
-            "50.0.2",
-            "51.0.0rc1",
-            "51.0.0",
-            "50.1.0.post1",
-            "52.0.0.dev3",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let best = |spec: &str| newest_matching(&vs, spec).unwrap();
-        assert_eq!(best(">=50.0.2"), Some("51.0.0".into()));
-        assert_eq!(best(">=50.0.2,<51"), Some("50.1.0.post1".into()));
-        assert_eq!(best("~=50.0.0"), Some("50.0.2".into()));
-        assert_eq!(best("==50.*"), Some("50.1.0.post1".into()));
-        assert_eq!(best("==50.0.1"), Some("50.0.1".into()));
-        assert_eq!(best(">=51.0.0rc1,<51.0.0"), Some("51.0.0rc1".into()));
-        assert_eq!(best(">=53"), None);
-        assert!(newest_matching(&vs, "latest").is_err());
-        assert!(parse_version("1.0rc1") < parse_version("1.0"));
-        assert!(parse_version("1.0.dev1") < parse_version("1.0a1"));
-        assert!(parse_version("1.0") < parse_version("1.0.post1"));
-        assert_eq!(parse_version("1.0"), parse_version("1.0.0"));
     }
 
     #[test]
