@@ -13,8 +13,10 @@ use xshell::{Shell, cmd};
 use crate::git::Checkout;
 use crate::stack::hex;
 
+mod extract;
 mod version;
 
+pub use extract::unpack_sdist;
 pub use version::newest_matching;
 
 /// The simple index; `XTASK_INDEX_URL` points it elsewhere. A `file://` index is a folder
@@ -251,17 +253,8 @@ pub fn import(
     scratch: &Path,
 ) -> Result<String> {
     let tmp = scratch.join(format!("unpack-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
-    let sh = co.sh;
     let result = (|| -> Result<String> {
-        cmd!(
-            sh,
-            "tar -xzf {archive} -C {tmp} --strip-components=1 --no-same-owner --no-same-permissions"
-        )
-        .quiet()
-        .run()
-        .with_context(|| format!("unpacking `{}`", archive.display()))?;
+        unpack_sdist(archive, &tmp)?;
         let message = format!("Import {name} {version} sdist from PyPI\n\nsha256: {sha256}\n");
         co.commit_tree_from_dir(&tmp, &message)
     })();
