@@ -344,12 +344,14 @@ impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
-            std::io::Error::other(format!("the archive unpacks to more than {}", size(self.limit)))
+            std::io::Error::other(format!(
+                "the archive unpacks to more than {}",
+                size(self.limit)
+            ))
         })?;
         Ok(n)
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -1,21 +1,20 @@
 //! PyPI sources: find a release's sdist in the package index (the PEP 691 JSON form of the
-//! simple API), download it with curl (so proxies and `file://` indexes work), check its
-//! sha256, and import it as a reproducible base commit.
+//! simple API), download it (`download.rs`), check its sha256, unpack it (`extract.rs`) and
+//! import it as a reproducible base commit.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::git::Checkout;
-use crate::stack::hex;
 
+mod download;
 mod extract;
 mod version;
 
+pub use download::{cached, download};
 pub use extract::unpack_sdist;
 pub use version::newest_matching;
 
@@ -30,6 +29,10 @@ pub struct Sdist {
     pub url: String,
     pub filename: String,
     pub sha256: String,
+    /// The size the index declares (PEP 700), the download's cap when given.
+    pub size: Option<u64>,
+    /// Whether the index is a `file://` one, the only kind whose `file:` links are followed.
+    pub local: bool,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +46,7 @@ struct File {
     url: String,
     #[serde(default)]
     hashes: std::collections::BTreeMap<String, String>,
+    size: Option<u64>,
 }
 
 /// PEP 503 name normalisation.
@@ -113,23 +117,47 @@ impl Index {
             .get("sha256")
             .cloned()
             .context("the index gives no sha256")?;
-        let url = if file.url.contains("://") {
-            file.url.clone()
-        } else {
-            format!(
-                "{}/{}",
-                self.url
-                    .rsplit_once('/')
-                    .map_or(self.url.as_str(), |(dir, _)| dir),
-                file.url
-            )
-        };
+        // It names a cache folder and a ref: nothing but a sha256 may get there.
+        if !download::is_sha256(&sha256) {
+            bail!(
+                "the index gives `{sha256}` as the sha256 of {}",
+                file.filename
+            );
+        }
+        let url = resolve(&self.url, &file.url);
+        let local = download::scheme(&self.url) == "file";
+        if download::scheme(&url) == "file" && !local {
+            bail!(
+                "the index at {} links {} to a local file ({url}); `file:` links are followed only from a `file://` index",
+                self.url,
+                file.filename
+            );
+        }
         Ok(Sdist {
             url,
             filename: file.filename.clone(),
             sha256,
+            size: file.size,
+            local,
         })
     }
+}
+
+/// `link` as found on the page at `page`: absolute, host-relative (`/x`) or page-relative.
+fn resolve(page: &str, link: &str) -> String {
+    if link.contains("://") {
+        return link.to_string();
+    }
+    let (scheme, rest) = page.split_once("://").unwrap_or(("", page));
+    if let Some(host_relative) = link.strip_prefix("//") {
+        return format!("{scheme}://{host_relative}");
+    }
+    if link.starts_with('/') {
+        let host = rest.split('/').next().unwrap_or_default();
+        return format!("{scheme}://{host}{link}");
+    }
+    let dir = page.rsplit_once('/').map_or(page, |(dir, _)| dir);
+    format!("{dir}/{link}")
 }
 
 /// Picks `name`'s `version` sdist out of the index page; `page_url` resolves relative links.
@@ -142,85 +170,15 @@ fn index_page(sh: &Shell, name: &str) -> Result<(String, String)> {
     let index = index_url();
     let index = index.trim_end_matches('/');
     let norm = normalize(name);
-    let url = if index.starts_with("file://") {
+    let local = download::scheme(index) == "file";
+    let url = if local {
         format!("{index}/{norm}/index.json")
     } else {
         format!("{index}/{norm}/")
     };
-    let accept = "Accept: application/vnd.pypi.simple.v1+json";
-    let json = cmd!(
-        sh,
-        "curl --fail --silent --show-error --location --proto =https,http,file -H {accept} {url}"
-    )
-    .quiet()
-    .read()
-    .with_context(|| format!("looking up {name} in the package index at {url}"))?;
+    let json = download::read_page(sh, &url, local)
+        .with_context(|| format!("looking up {name} in the package index at {url}"))?;
     Ok((json, url))
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-/// An archive `download` kept in `cache` with this sha256, found without the index.
-pub fn cached(cache: &Path, sha256: &str) -> Option<PathBuf> {
-    std::fs::read_dir(cache.join(sha256))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| !n.starts_with('.'))
-        })
-        .find(|p| sha256_file(p).is_ok_and(|got| got == sha256))
-}
-
-/// Downloads the sdist into `cache` (once) and checks it against the pinned sha256.
-pub fn download(sh: &Shell, sdist: &Sdist, want_sha256: &str, cache: &Path) -> Result<PathBuf> {
-    if sdist.filename.contains(['/', '\\']) || sdist.filename.starts_with('.') {
-        bail!("refusing sdist file name `{}`", sdist.filename);
-    }
-    let dir = cache.join(want_sha256);
-    let path = dir.join(&sdist.filename);
-    if path.is_file() && sha256_file(&path)? == want_sha256 {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
-    let tmp = dir.join(format!(".{}.part-{}", sdist.filename, std::process::id()));
-    let url = &sdist.url;
-    let fetched = cmd!(
-        sh,
-        "curl --fail --silent --show-error --location --proto =https,http,file -o {tmp} {url}"
-    )
-    .quiet()
-    .run()
-    .with_context(|| format!("downloading {url}"));
-    if let Err(e) = fetched {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let got = sha256_file(&tmp)?;
-    if got != want_sha256 {
-        let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "{url} has sha256 {got}, but the stack pins {want_sha256}; the file was not kept. If the new file is trusted, update the sha256 pinned in stack.yaml"
-        );
-    }
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
 }
 
 /// Downloads `sdist` (checked against `sha256`) into `target/sdists/` and imports it into the
@@ -268,45 +226,100 @@ pub fn import(
 mod tests {
     use super::*;
 
-    #[test]
-    fn cached_archives_are_found_by_sha256_without_the_index() {
-        let cache = std::env::temp_dir().join(format!("xtask-pypi-cached-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&cache);
-        let body = b"an sdist";
-        let sha = hex(&Sha256::digest(body));
-        assert_eq!(cached(&cache, &sha), None);
-        std::fs::create_dir_all(cache.join(&sha)).unwrap();
-        // A partial download is never taken for the archive.
-        std::fs::write(cache.join(&sha).join(".x-1.0.tar.gz.part-7"), body).unwrap();
-        assert_eq!(cached(&cache, &sha), None);
-        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), body).unwrap();
-        assert_eq!(
-            cached(&cache, &sha),
-            Some(cache.join(&sha).join("x-1.0.tar.gz"))
-        );
-        // A file whose content no longer matches is not used.
-        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), b"changed").unwrap();
-        assert_eq!(cached(&cache, &sha), None);
-        std::fs::remove_dir_all(&cache).unwrap();
+    fn page(link: &str, sha: &str, size: &str) -> String {
+        format!(
+            r#"{{"meta":{{"api-version":"1.1"}},"files":[
+            {{"filename":"cryptography-50.0.2-cp311-abi3-manylinux_2_28_x86_64.whl","url":"https://f/x.whl","hashes":{{"sha256":"aa"}}}},
+            {{"filename":"cryptography-50.0.1.tar.gz","url":"https://f/c-50.0.1.tar.gz","hashes":{{"sha256":"cc"}}}},
+            {{"filename":"cryptography-50.0.2.tar.gz","url":"{link}","hashes":{{"sha256":"{sha}"}}{size}}}]}}"#
+        )
     }
 
     #[test]
     fn picks_the_sdist_of_the_version() {
-        let json = r#"{"meta":{"api-version":"1.1"},"files":[
-            {"filename":"cryptography-50.0.2-cp311-abi3-manylinux_2_28_x86_64.whl","url":"https://f/x.whl","hashes":{"sha256":"aa"}},
-            {"filename":"cryptography-50.0.1.tar.gz","url":"https://f/c-50.0.1.tar.gz","hashes":{"sha256":"cc"}},
-            {"filename":"cryptography-50.0.2.tar.gz","url":"../../files/c.tar.gz","hashes":{"sha256":"bb"}}]}"#;
+        let sha = "b".repeat(64);
+        let json = page("../../files/c.tar.gz", &sha, r#","size":1234"#);
         let s = sdist_from_index(
-            json,
+            &json,
             "file:///idx/cryptography/index.json",
             "Cryptography",
             "50.0.2",
         )
         .unwrap();
         assert_eq!(s.filename, "cryptography-50.0.2.tar.gz");
-        assert_eq!(s.sha256, "bb");
+        assert_eq!(s.sha256, sha);
         assert_eq!(s.url, "file:///idx/cryptography/../../files/c.tar.gz");
-        assert!(sdist_from_index(json, "x", "cryptography", "9").is_err());
+        assert_eq!((s.size, s.local), (Some(1234), true));
+        assert!(sdist_from_index(&json, "x", "cryptography", "9").is_err());
         assert_eq!(normalize("Brotli_CFFI.x"), "brotli-cffi-x");
+        // What the index says is a sha256 becomes a path and a ref name.
+        let err = sdist_from_index(
+            &page("c.tar.gz", "../../x", ""),
+            "file:///i/c/",
+            "cryptography",
+            "50.0.2",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("as the sha256"), "{err}");
+    }
+
+    #[test]
+    fn a_remote_index_cannot_link_to_local_files() {
+        let sha = "b".repeat(64);
+        let remote = "https://pypi.org/simple/cryptography/";
+        for link in ["file:///dev/zero", "FILE:///etc/passwd"] {
+            let err = sdist_from_index(&page(link, &sha, ""), remote, "cryptography", "50.0.2")
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("followed only from a `file://` index"),
+                "{link}: {err:#}"
+            );
+        }
+        let s = sdist_from_index(
+            &page("/packages/c.tar.gz", &sha, ""),
+            remote,
+            "cryptography",
+            "50.0.2",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.url.as_str(), s.size, s.local),
+            ("https://pypi.org/packages/c.tar.gz", None, false)
+        );
+    }
+
+    #[test]
+    fn links_resolve_against_the_page() {
+        // (page, link, resolved)
+        let table = [
+            (
+                "https://i.org/simple/p/",
+                "https://f.org/a.tar.gz",
+                "https://f.org/a.tar.gz",
+            ),
+            (
+                "https://i.org/simple/p/",
+                "//f.org/a.tar.gz",
+                "https://f.org/a.tar.gz",
+            ),
+            (
+                "https://i.org/simple/p/",
+                "/files/a.tar.gz",
+                "https://i.org/files/a.tar.gz",
+            ),
+            (
+                "https://i.org/simple/p/",
+                "../../f/a.tar.gz",
+                "https://i.org/simple/p/../../f/a.tar.gz",
+            ),
+            (
+                "file:///idx/p/index.json",
+                "a.tar.gz",
+                "file:///idx/p/a.tar.gz",
+            ),
+        ];
+        for (page, link, want) in table {
+            assert_eq!(resolve(page, link), want, "{page} {link}");
+        }
     }
 }

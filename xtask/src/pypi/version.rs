@@ -93,7 +93,11 @@ mod tests {
             (&["1.0", "banana"], ">=1", Some("1.0")),
         ];
         for (versions, spec, want) in table {
-            assert_eq!(best(versions, spec).as_deref(), *want, "{versions:?} {spec}");
+            assert_eq!(
+                best(versions, spec).as_deref(),
+                *want,
+                "{versions:?} {spec}"
+            );
         }
     }
 }

@@ -49,7 +49,11 @@ pub(crate) fn archive(members: &[M]) -> Vec<u8> {
         gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
-        h.set_mode(if matches!(m, M::Exec(..)) { 0o755 } else { 0o644 });
+        h.set_mode(if matches!(m, M::Exec(..)) {
+            0o755
+        } else {
+            0o644
+        });
         h.set_cksum();
         b.append(&h, data.as_slice()).unwrap();
     }
@@ -67,10 +71,7 @@ impl Drop for Scratch {
 fn scratch(name: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "xtask-extract-{name}-{}-{n}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("xtask-extract-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Scratch(dir)
@@ -144,18 +145,58 @@ fn hostile_members_are_refused_with_the_archive_and_member_named() {
             "demo-1.0//tmp/victim",
             "absolute path once the top folder is stripped",
         ),
-        (&[M::File("/tmp/victim", "x")], "/tmp/victim", "is an absolute path"),
+        (
+            &[M::File("/tmp/victim", "x")],
+            "/tmp/victim",
+            "is an absolute path",
+        ),
         (&[M::File("demo-1.0/../x", "x")], "demo-1.0/../x", "`..`"),
-        (&[M::File("demo-1.0/a/../../x", "x")], "demo-1.0/a/../../x", "`..`"),
-        (&[M::File("demo-1.0/.git/config", "x")], "demo-1.0/.git/config", "`.git`"),
-        (&[M::File("demo-1.0/s/.GIT/hooks/x", "x")], "demo-1.0/s/.GIT/hooks/x", "`.git`"),
-        (&[M::File("demo-1.0\\..\\x", "x")], "demo-1.0\\..\\x", "backslash"),
+        (
+            &[M::File("demo-1.0/a/../../x", "x")],
+            "demo-1.0/a/../../x",
+            "`..`",
+        ),
+        (
+            &[M::File("demo-1.0/.git/config", "x")],
+            "demo-1.0/.git/config",
+            "`.git`",
+        ),
+        (
+            &[M::File("demo-1.0/s/.GIT/hooks/x", "x")],
+            "demo-1.0/s/.GIT/hooks/x",
+            "`.git`",
+        ),
+        (
+            &[M::File("demo-1.0\\..\\x", "x")],
+            "demo-1.0\\..\\x",
+            "backslash",
+        ),
         (&[M::Fifo("demo-1.0/fifo")], "demo-1.0/fifo", "is a fifo"),
-        (&[M::Char("demo-1.0/zero")], "demo-1.0/zero", "is a device file"),
-        (&[M::Sym("demo-1.0/l", "/etc/passwd")], "demo-1.0/l", "outside the tree"),
-        (&[M::Sym("demo-1.0/l", "../x")], "demo-1.0/l", "outside the tree"),
-        (&[M::Sym("demo-1.0/a/l", "../../x")], "demo-1.0/a/l", "outside the tree"),
-        (&[M::Sym("demo-1.0/l", ".git/config")], "demo-1.0/l", "into `.git`"),
+        (
+            &[M::Char("demo-1.0/zero")],
+            "demo-1.0/zero",
+            "is a device file",
+        ),
+        (
+            &[M::Sym("demo-1.0/l", "/etc/passwd")],
+            "demo-1.0/l",
+            "outside the tree",
+        ),
+        (
+            &[M::Sym("demo-1.0/l", "../x")],
+            "demo-1.0/l",
+            "outside the tree",
+        ),
+        (
+            &[M::Sym("demo-1.0/a/l", "../../x")],
+            "demo-1.0/a/l",
+            "outside the tree",
+        ),
+        (
+            &[M::Sym("demo-1.0/l", ".git/config")],
+            "demo-1.0/l",
+            "into `.git`",
+        ),
         (
             &[M::Sym("demo-1.0/l", "sub"), M::File("demo-1.0/l/x", "x")],
             "demo-1.0/l/x",
@@ -167,11 +208,31 @@ fn hostile_members_are_refused_with_the_archive_and_member_named() {
             "demo-1.0/t",
             "goes through the symlink `s`",
         ),
-        (&[M::Hard("demo-1.0/h", "/etc/passwd")], "demo-1.0/h", "absolute path"),
-        (&[ok, M::Hard("demo-1.0/h", "demo-1.0/nope")], "demo-1.0/h", "not a file earlier"),
-        (&[ok, M::File("other-1.0/x", "x")], "other-1.0/x", "outside the archive's top folder `demo-1.0`"),
-        (&[ok, M::File("demo-1.0/setup.py", "y")], "demo-1.0/setup.py", "appears twice"),
-        (&[M::File("setup.py", "x")], "setup.py", "not inside the archive's top folder"),
+        (
+            &[M::Hard("demo-1.0/h", "/etc/passwd")],
+            "demo-1.0/h",
+            "absolute path",
+        ),
+        (
+            &[ok, M::Hard("demo-1.0/h", "demo-1.0/nope")],
+            "demo-1.0/h",
+            "not a file earlier",
+        ),
+        (
+            &[ok, M::File("other-1.0/x", "x")],
+            "other-1.0/x",
+            "outside the archive's top folder `demo-1.0`",
+        ),
+        (
+            &[ok, M::File("demo-1.0/setup.py", "y")],
+            "demo-1.0/setup.py",
+            "appears twice",
+        ),
+        (
+            &[M::File("setup.py", "x")],
+            "setup.py",
+            "not inside the archive's top folder",
+        ),
     ];
     for (members, member, why) in table {
         let s = scratch("hostile");
@@ -212,7 +273,10 @@ fn caps_on_size_entries_and_decompressed_bytes() {
         Ok(())
     );
     let err = run(&[M::File("d/a", "12345"), M::File("d/b", "123456")]).unwrap_err();
-    assert!(err.contains("member `d/b`: the archive unpacks to more than 10 bytes"), "{err}");
+    assert!(
+        err.contains("member `d/b`: the archive unpacks to more than 10 bytes"),
+        "{err}"
+    );
     // A hard link counts as its target's bytes again.
     let err = run(&[M::File("d/a", "123456"), M::Hard("d/b", "d/a")]).unwrap_err();
     assert!(err.contains("more than 10 bytes"), "{err}");
@@ -235,6 +299,10 @@ fn member_names_are_split_below_the_top_folder() {
     assert_eq!(split("demo-1.0/"), Ok(None));
     assert_eq!(split("demo-1.0/.gitignore"), v(&[".gitignore"]));
     assert_eq!(split("demo-1.0/.github/x"), v(&[".github", "x"]));
-    assert!(split("demo-1.0/a//b").unwrap_err().contains("empty path component"));
+    assert!(
+        split("demo-1.0/a//b")
+            .unwrap_err()
+            .contains("empty path component")
+    );
     assert!(split("demo-1.0/.git./x").unwrap_err().contains("`.git`"));
 }
