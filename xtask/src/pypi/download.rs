@@ -296,6 +296,14 @@ mod tests {
             assert_eq!(file_url_path(url), want.map(PathBuf::from), "{url}");
         }
         assert_eq!(scheme("HTTPS://x"), "https");
+        // A device is refused before a byte is read (curl copied /dev/zero without end).
+        #[cfg(unix)]
+        assert!(
+            local_file("file:///dev/zero", 10)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a regular file")
+        );
         assert_eq!(scheme("x.tar.gz"), "");
     }
 }

@@ -76,6 +76,8 @@ fn unpack_into(archive: &Path, root: &Path, limits: Limits) -> Result<()> {
     });
     let mut top: Option<String> = None;
     let mut members: HashMap<String, Kind> = HashMap::new();
+    // Symlinks by lower-cased path: on a case-insensitive file system `A/x` goes through `a`.
+    let mut links: HashSet<String> = HashSet::new();
     let mut dirs: HashSet<String> = HashSet::new();
     let (mut count, mut total) = (0u64, 0u64);
     for entry in tar.entries().context("reading the archive")? {
@@ -99,7 +101,7 @@ fn unpack_into(archive: &Path, root: &Path, limits: Limits) -> Result<()> {
                 bail!("is not inside the archive's top folder");
             };
             let key = rel.join("/");
-            if let Some(link) = through_symlink(&rel, &members) {
+            if let Some(link) = through_symlink(&rel, &links) {
                 bail!("goes through the symlink `{link}`");
             }
             if members.contains_key(&key) || (dirs.contains(&key) && !kind.is_dir()) {
@@ -143,8 +145,9 @@ fn unpack_into(archive: &Path, root: &Path, limits: Limits) -> Result<()> {
                 }
                 EntryType::Symlink => {
                     let target = link_name(&entry)?;
-                    symlink_target(&rel, &target, &|p| is_symlink(&members, p))?;
+                    symlink_target(&rel, &target, &|p| is_symlink(&links, p))?;
                     make_symlink(&target, &path)?;
+                    links.insert(key.to_lowercase());
                     members.insert(key, Kind::Symlink(target, member.clone()));
                 }
                 EntryType::Char | EntryType::Block => bail!("is a device file"),
@@ -160,7 +163,7 @@ fn unpack_into(archive: &Path, root: &Path, limits: Limits) -> Result<()> {
     for (path, kind) in &members {
         if let Kind::Symlink(target, member) = kind {
             let rel: Vec<String> = path.split('/').map(str::to_string).collect();
-            symlink_target(&rel, target, &|p| is_symlink(&members, p))
+            symlink_target(&rel, target, &|p| is_symlink(&links, p))
                 .with_context(|| format!("member `{member}`"))?;
         }
     }
@@ -298,15 +301,15 @@ fn symlink_target(
     Ok(at)
 }
 
-fn is_symlink(members: &HashMap<String, Kind>, path: &str) -> bool {
-    matches!(members.get(path), Some(Kind::Symlink(..)))
+fn is_symlink(links: &HashSet<String>, path: &str) -> bool {
+    links.contains(&path.to_lowercase())
 }
 
 /// The first symlink already unpacked that `rel` would be written through.
-fn through_symlink(rel: &[String], members: &HashMap<String, Kind>) -> Option<String> {
+fn through_symlink(rel: &[String], links: &HashSet<String>) -> Option<String> {
     (1..rel.len())
         .map(|end| rel[..end].join("/"))
-        .find(|p| is_symlink(members, p))
+        .find(|p| is_symlink(links, p))
 }
 
 fn create_new(path: &Path, exec: bool) -> std::io::Result<std::fs::File> {

@@ -202,6 +202,11 @@ fn hostile_members_are_refused_with_the_archive_and_member_named() {
             "demo-1.0/l/x",
             "goes through the symlink `l`",
         ),
+        (
+            &[M::Sym("demo-1.0/L", "sub"), M::File("demo-1.0/l/x", "x")],
+            "demo-1.0/l/x",
+            "goes through the symlink `l`",
+        ),
         // `t` is checked before `s` exists; `s/..` would then be the tree's parent.
         (
             &[M::Sym("demo-1.0/t", "s/.."), M::Sym("demo-1.0/s", ".")],
