@@ -1,7 +1,7 @@
 //! Unpacking an sdist (`.tar.gz`) in-process, without its top folder, refusing any member
 //! that could land outside the tree: the archive comes from a package index we do not control.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +75,7 @@ fn unpack_into(archive: &Path, root: &Path, limits: Limits) -> Result<()> {
         limit: limits.stream,
     });
     let mut top: Option<String> = None;
-    let mut members: HashMap<String, Kind> = HashMap::new();
+    let mut members: BTreeMap<String, Kind> = BTreeMap::new();
     // Symlinks by lower-cased path: on a case-insensitive file system `A/x` goes through `a`.
     let mut links: HashSet<String> = HashSet::new();
     let mut dirs: HashSet<String> = HashSet::new();
