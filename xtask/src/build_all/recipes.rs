@@ -546,23 +546,9 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
         data.sha256
     ))?;
     let unpacked = ctx.out.join("test-data-sdist");
-    let _ = std::fs::remove_dir_all(&unpacked);
-    std::fs::create_dir_all(&unpacked)?;
-    logged(ctx, cmd!(sh, "tar -xzf {archive} -C {unpacked}"))?;
-    // An sdist holds one top-level `name-version/` folder.
-    let top: Vec<PathBuf> = std::fs::read_dir(&unpacked)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    let [top] = top.as_slice() else {
-        bail!(
-            "{} has {} top-level folders, expected one",
-            data.sdist,
-            top.len()
-        );
-    };
-    let from = top.join(&data.path);
+    // The same checks as a base sdist's import: nothing lands outside `unpacked`.
+    crate::pypi::unpack_sdist(&archive, &unpacked)?;
+    let from = unpacked.join(&data.path);
     if !from.exists() {
         bail!("{} has no `{}`", data.sdist, data.path);
     }

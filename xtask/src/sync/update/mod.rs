@@ -324,12 +324,16 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         version.1,
         &names,
     )?;
-    let range_diff = co
-        .range_diff_summary(
+    // git refuses an empty range with its whole usage text: no series, no range-diff.
+    let range_diff = if st.old_base == st.old_tip || st.new_base == head.to_string() {
+        Vec::new()
+    } else {
+        co.range_diff_summary(
             (&st.old_base, &st.old_tip),
             (&st.new_base, &head.to_string()),
         )
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
     let shown_base = |b: &str, pin: &Base| match pin {
         Base::Sdist { version, .. } => format!("{version} ({})", git::short(b)),
         Base::Commit(_) => git::short(b),
