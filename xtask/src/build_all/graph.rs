@@ -1,54 +1,67 @@
 //! The build graph as data: steps with declared inputs and dependencies, their cache keys,
-//! a dependency order, and which steps a run selects (`--only`, `--from`). Pure.
+//! a dependency order, and which steps a run selects (`--only`, `--from`). Pure, and generic
+//! over the step id so that the runner's tests use plain names.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 
-use anyhow::{Result, bail};
-use sha2::{Digest, Sha256};
+use anyhow::{Context, Result, bail};
 
-use crate::stack::hex;
+use crate::ops::interpreters::step_key;
+
+/// What a step id must be: ordered, shown as its name (`kind/detail`), sent to a thread.
+pub trait Id: Clone + Ord + Display + Send + Sync + 'static {}
+impl<T: Clone + Ord + Display + Send + Sync + 'static> Id for T {}
 
 /// One step, without its action: what the scheduler and the cache need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepSpec {
-    /// `kind/detail`, such as `cpython/freethreaded`.
-    pub name: String,
-    pub deps: Vec<String>,
+pub struct StepSpec<I> {
+    pub name: I,
+    pub deps: Vec<I>,
     /// Everything the step's result depends on besides its dependencies' keys: source tree
     /// ids, parameters, tool versions. Label and value.
     pub inputs: Vec<(String, String)>,
     /// The step keeps every core busy itself (`pytest -n <jobs>`), or is sensitive to
     /// timing: it runs alone, nothing else alongside it.
     pub exclusive: bool,
+    /// Nothing depends on the step (a test cell), so its failure stops nothing else: the
+    /// run goes on without `--keep-going`.
+    pub leaf: bool,
 }
 
 /// Steps in dependency order with their keys.
 #[derive(Debug, Clone)]
-pub struct Graph {
-    pub steps: Vec<StepSpec>,
-    pub keys: BTreeMap<String, String>,
+pub struct Graph<I> {
+    pub steps: Vec<StepSpec<I>>,
+    pub keys: BTreeMap<I, String>,
 }
 
-impl Graph {
+impl<I: Id> Graph<I> {
     /// Orders the steps (dependencies first, ties by declaration order) and computes keys.
-    /// Unknown dependencies and cycles are errors naming the step.
-    pub fn new(steps: Vec<StepSpec>) -> Result<Graph> {
-        let names: BTreeSet<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    /// Unknown dependencies, cycles and steps that depend on a leaf are errors naming the
+    /// step.
+    pub fn new(steps: Vec<StepSpec<I>>) -> Result<Graph<I>> {
+        let names: BTreeSet<&I> = steps.iter().map(|s| &s.name).collect();
         if names.len() != steps.len() {
             bail!("two build steps have the same name");
         }
         for s in &steps {
             for d in &s.deps {
-                if !names.contains(d.as_str()) {
-                    bail!(
+                match steps.iter().find(|t| &t.name == d) {
+                    None => bail!(
                         "build step `{}` depends on `{d}`, which does not exist",
                         s.name
-                    );
+                    ),
+                    Some(t) if t.leaf => bail!(
+                        "build step `{}` depends on `{d}`, which is a leaf (its failure stops nothing)",
+                        s.name
+                    ),
+                    Some(_) => {}
                 }
             }
         }
-        let mut ordered: Vec<StepSpec> = Vec::with_capacity(steps.len());
-        let mut placed: BTreeSet<String> = BTreeSet::new();
+        let mut ordered: Vec<StepSpec<I>> = Vec::with_capacity(steps.len());
+        let mut placed: BTreeSet<I> = BTreeSet::new();
         while ordered.len() < steps.len() {
             let next = steps
                 .iter()
@@ -59,10 +72,10 @@ impl Graph {
                     ordered.push(s.clone());
                 }
                 None => {
-                    let stuck: Vec<&str> = steps
+                    let stuck: Vec<String> = steps
                         .iter()
                         .filter(|s| !placed.contains(&s.name))
-                        .map(|s| s.name.as_str())
+                        .map(|s| s.name.to_string())
                         .collect();
                     bail!(
                         "the build steps {} depend on each other in a cycle",
@@ -71,24 +84,15 @@ impl Graph {
                 }
             }
         }
-        let mut keys = BTreeMap::new();
+        let mut keys: BTreeMap<I, String> = BTreeMap::new();
         for s in &ordered {
-            let mut h = Sha256::new();
-            h.update(b"xtask-step-v1\0");
-            h.update(s.name.as_bytes());
-            for (label, value) in &s.inputs {
-                h.update(b"\0i\0");
-                h.update(label.as_bytes());
-                h.update(b"=");
-                h.update(value.as_bytes());
-            }
-            for d in &s.deps {
-                h.update(b"\0d\0");
-                h.update(d.as_bytes());
-                h.update(b"=");
-                h.update(keys.get(d).map(String::as_str).unwrap_or("").as_bytes());
-            }
-            keys.insert(s.name.clone(), hex(&h.finalize())[..16].to_string());
+            let deps: Vec<(String, String)> = s
+                .deps
+                .iter()
+                .map(|d| (d.to_string(), keys.get(d).cloned().unwrap_or_default()))
+                .collect();
+            let key = step_key(&s.name.to_string(), &s.inputs, &deps);
+            keys.insert(s.name.clone(), key);
         }
         Ok(Graph {
             steps: ordered,
@@ -96,17 +100,21 @@ impl Graph {
         })
     }
 
-    pub fn key(&self, step: &str) -> &str {
-        &self.keys[step]
+    /// A step's key; an unknown step is an error naming it.
+    pub fn key(&self, step: &I) -> Result<&str> {
+        self.keys
+            .get(step)
+            .map(String::as_str)
+            .with_context(|| format!("no build step `{step}`"))
     }
 
-    pub fn spec(&self, step: &str) -> Option<&StepSpec> {
-        self.steps.iter().find(|s| s.name == step)
+    pub fn spec(&self, step: &I) -> Option<&StepSpec<I>> {
+        self.steps.iter().find(|s| &s.name == step)
     }
 
     /// Steps that (transitively) depend on `name`, including it.
-    pub fn dependents(&self, name: &str) -> BTreeSet<String> {
-        let mut out = BTreeSet::from([name.to_string()]);
+    pub fn dependents(&self, name: &I) -> BTreeSet<I> {
+        let mut out = BTreeSet::from([name.clone()]);
         for s in &self.steps {
             if s.deps.iter().any(|d| out.contains(d)) {
                 out.insert(s.name.clone());
@@ -116,8 +124,8 @@ impl Graph {
     }
 
     /// Steps `name` needs (transitively), including it.
-    pub fn prerequisites(&self, name: &str) -> BTreeSet<String> {
-        let mut out = BTreeSet::from([name.to_string()]);
+    pub fn prerequisites(&self, name: &I) -> BTreeSet<I> {
+        let mut out = BTreeSet::from([name.clone()]);
         for s in self.steps.iter().rev() {
             if out.contains(&s.name) {
                 out.extend(s.deps.iter().cloned());
@@ -129,21 +137,24 @@ impl Graph {
     /// The steps a run is about. `--only` names steps (or a prefix such as `cpython`) and
     /// takes their prerequisites too (those are normally cached); `--from` takes a step and
     /// everything after it, and forces those to run again.
-    pub fn select(&self, only: &[String], from: Option<&str>) -> Result<Selection> {
-        let matching = |pat: &str| -> Result<Vec<String>> {
-            let found: Vec<String> = self
+    pub fn select(&self, only: &[String], from: Option<&str>) -> Result<Selection<I>> {
+        let matching = |pat: &str| -> Result<Vec<I>> {
+            let found: Vec<I> = self
                 .steps
                 .iter()
-                .filter(|s| s.name == pat || s.name.starts_with(&format!("{pat}/")))
+                .filter(|s| {
+                    let name = s.name.to_string();
+                    name == pat || name.starts_with(&format!("{pat}/"))
+                })
                 .map(|s| s.name.clone())
                 .collect();
             if found.is_empty() {
-                let all: Vec<&str> = self.steps.iter().map(|s| s.name.as_str()).collect();
+                let all: Vec<String> = self.steps.iter().map(|s| s.name.to_string()).collect();
                 bail!("no build step `{pat}`; the steps are: {}", all.join(", "));
             }
             Ok(found)
         };
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        let mut wanted: BTreeSet<I> = BTreeSet::new();
         if only.is_empty() {
             wanted.extend(self.steps.iter().map(|s| s.name.clone()));
         } else {
@@ -165,26 +176,27 @@ impl Graph {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selection {
-    pub wanted: BTreeSet<String>,
+pub struct Selection<I> {
+    pub wanted: BTreeSet<I>,
     /// Run again even when cached.
-    pub forced: BTreeSet<String>,
+    pub forced: BTreeSet<I>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn step(name: &str, deps: &[&str], input: &str) -> StepSpec {
+    fn step(name: &str, deps: &[&str], input: &str) -> StepSpec<String> {
         StepSpec {
             exclusive: false,
+            leaf: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
             inputs: vec![("tree".into(), input.into())],
         }
     }
 
-    fn experiment(setuptools: &str) -> Vec<StepSpec> {
+    fn experiment(setuptools: &str) -> Vec<StepSpec<String>> {
         vec![
             step("wheel/x", &["toolchain/ft", "maturin"], "x"),
             step("cpython/default", &[], "cp"),
@@ -240,6 +252,12 @@ mod tests {
         );
         let err = Graph::new(vec![step("a", &["nope"], "")]).unwrap_err();
         assert!(err.to_string().contains("`a` depends on `nope`"), "{err}");
+        let mut leaf = step("t", &[], "");
+        leaf.leaf = true;
+        let err = Graph::new(vec![leaf, step("a", &["t"], "")]).unwrap_err();
+        assert!(err.to_string().contains("`t`, which is a leaf"), "{err}");
+        let g = Graph::new(vec![step("a", &[], "")]).unwrap();
+        assert!(g.key(&"b".to_string()).is_err());
     }
 
     #[test]

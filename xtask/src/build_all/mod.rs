@@ -2,23 +2,33 @@
 //! cached steps (`graph`), run in parallel (`run`) with a progress display (`progress`), made of
 //! real recipes (`recipes`), checked (`wheel`) and reported (`report`).
 
+mod experiment;
 mod graph;
+mod platform;
 mod progress;
 mod recipes;
 mod report;
 mod run;
+#[cfg(test)]
+mod run_tests;
+mod step;
+mod tools;
 mod wheel;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::manifest::{RecipeKind, Target};
+use crate::manifest::RecipeKind;
+use crate::ops::interpreters::Platform;
 use crate::stack::{self, Layout, Project};
-use graph::{Graph, StepSpec};
-use run::{Action, Status};
+use experiment::{Sources, TargetInfo};
+use graph::Graph;
+use recipes::pytest::CellResult;
+use run::Status;
+use step::{Flavour, Installer, StepId};
+use tools::Tools;
 
 /// Build and test the experiment: CPython twice (GIL-enabled and free-threaded), the
 /// toolchain from the stacks, then each target's one abi3.abi3t wheel, installed into both
@@ -50,27 +60,13 @@ pub struct Args {
     pub plan: bool,
 }
 
-const INTERPRETERS: [(&str, bool); 2] = [("default", false), ("freethreaded", true)];
-const INSTALLERS: [&str; 2] = ["pip", "uv"];
-/// The CPython the stacks build; the wheel's python tag.
-const PYTHON_TAG: &str = "cp315";
-/// Revisions of the recipes, part of their steps' keys: bump one when its recipe changes what
-/// it produces. Revision 0 adds nothing to the key.
-const RECIPE_REVISIONS: [(&str, u32); 5] = [
-    ("cpython", 0),
-    ("maturin", 1),
-    ("env", 2),
-    ("wheel", 1),
-    ("test", 2),
-];
-
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
         let jobs = self
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
-        preflight(sh)?;
+        preflight(sh, Platform::host())?;
         let projects = sync_all(sh, layout)?;
         let target_dir = layout.xtask_target();
         let env = recipes::Env {
@@ -78,8 +74,11 @@ impl Args {
             work: target_dir.join("work"),
             constraints: layout.root.join("xtask").join("constraints.txt"),
         };
-        let tools = tool_versions(sh, &env)?;
-        let (graph, actions, targets) = experiment(layout, &env, &projects, &tools)?;
+        let tools = Tools::probe(sh, &env.constraints)?;
+        let (src, targets) = sources(layout, &projects)?;
+        let specs = experiment::specs(&src, &tools, &targets)?;
+        let actions = experiment::actions(&Arc::new(env), &specs, &targets)?;
+        let graph = Graph::new(specs)?;
         let selection = graph.select(&self.only, self.from.as_deref())?;
         let opts = run::Options {
             jobs,
@@ -89,8 +88,9 @@ impl Args {
         };
         if self.plan {
             for s in &graph.steps {
-                let key = graph.key(&s.name);
-                let cached = run::is_done(&run::entry_dir(&opts.cache, &s.name, key), key);
+                let key = graph.key(&s.name)?;
+                let cached =
+                    run::is_done(&run::entry_dir(&opts.cache, &s.name.to_string(), key), key);
                 let mark = if !selection.wanted.contains(&s.name) {
                     "-"
                 } else if cached && !selection.forced.contains(&s.name) {
@@ -98,7 +98,7 @@ impl Args {
                 } else {
                     "run"
                 };
-                println!("{:<40} {} {mark}", s.name, graph.key(&s.name));
+                println!("{:<40} {key} {mark}", s.name.to_string());
             }
             return Ok(());
         }
@@ -112,14 +112,14 @@ impl Args {
 
         let mut durations = progress.expected.clone();
         for r in summary.results.iter().filter(|r| r.status == Status::Built) {
-            durations.insert(r.name.clone(), r.seconds);
+            durations.insert(r.name.to_string(), r.seconds);
         }
         crate::fsx::write_atomic(
             &durations_path,
             serde_json::to_string_pretty(&durations)?.as_bytes(),
         )?;
 
-        let report = make_report(&graph, &summary, &projects, &targets, &tools)?;
+        let report = make_report(&summary, &projects, &targets, &tools)?;
         crate::fsx::write_atomic(
             &target_dir.join("report.json"),
             (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
@@ -153,7 +153,7 @@ impl Args {
                 failed.len(),
                 failed
                     .iter()
-                    .map(|f| f.name.as_str())
+                    .map(|f| f.name.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -162,42 +162,18 @@ impl Args {
     }
 }
 
-/// The interpreters build-all built from the current CPython checkout (`default`,
-/// `freethreaded`), for commands that run on them; an error says how to build a missing one.
-pub fn interpreters(layout: &Layout) -> Result<Vec<(String, std::path::PathBuf)>> {
-    if !layout.projects()?.iter().any(|p| p == "cpython") {
-        bail!(
-            "there is no `cpython` stack in {}, so build-all has built no interpreters",
-            layout.show(&layout.patches())
-        );
+/// The tools build-all runs, and on POSIX the system packages CPython needs for `ssl`,
+/// `ctypes`, `sqlite3` and `zlib`, found before the long steps start.
+fn preflight(sh: &Shell, platform: Platform) -> Result<()> {
+    let path: Vec<_> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    if let Some(tool) = platform::missing_tools(platform, &path, |p| p.is_file()).first() {
+        bail!("`{tool}` is not on PATH; build-all needs it");
     }
-    let cc = cc_version(&Shell::new()?)?;
-    let tree = tree_of(layout, "cpython")
-        .context("reading the CPython checkout (run `cargo xtask sync cpython`)")?;
-    let mut specs: Vec<StepSpec> = cpython_specs(&tree, &cc)
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    add_recipe_revisions(&mut specs);
-    let graph = Graph::new(specs)?;
-    let cache = layout.xtask_target().join("cache");
-    let mut out = Vec::new();
-    for (interp, _) in INTERPRETERS {
-        let step = format!("cpython/{interp}");
-        let dir = run::entry_dir(&cache, &step, graph.key(&step));
-        if !run::is_done(&dir, graph.key(&step)) {
-            bail!(
-                "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
-            );
-        }
-        out.push((interp.to_string(), recipes::python_in(&dir)?));
+    if platform == Platform::Windows {
+        // PCbuild fetches CPython's libraries itself (`build.bat -e`).
+        return Ok(());
     }
-    Ok(out)
-}
-
-/// System packages CPython needs for `ssl`, `ctypes`, `sqlite3` and `zlib`, found before the
-/// long steps start.
-fn preflight(sh: &Shell) -> Result<()> {
     let needs = [
         ("openssl", "libssl-dev", "openssl@3"),
         ("libffi", "libffi-dev", "libffi"),
@@ -213,12 +189,6 @@ fn preflight(sh: &Shell) -> Result<()> {
             .is_err()
         {
             missing.push((module, debian, brew));
-        }
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for tool in ["cc", "make", "cargo", "git", "curl", "tar", "pkg-config"] {
-        if !std::env::split_paths(&path).any(|d| d.join(tool).is_file()) {
-            bail!("`{tool}` is not on PATH; build-all needs it");
         }
     }
     if !missing.is_empty() {
@@ -249,255 +219,75 @@ fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
     Ok(projects)
 }
 
-/// The C compiler's first `--version` line: part of the CPython steps' keys.
-fn cc_version(sh: &Shell) -> Result<String> {
-    let out = cmd!(sh, "cc --version").read()?;
-    Ok(out.lines().next().unwrap_or("").trim().to_string())
-}
-
-fn tool_versions(sh: &Shell, env: &recipes::Env) -> Result<Vec<(String, String)>> {
-    let first = |s: String| s.lines().next().unwrap_or("").trim().to_string();
-    let constraints = std::fs::read_to_string(&env.constraints)
-        .with_context(|| format!("reading `{}`", env.constraints.display()))?;
-    let digest = {
-        use sha2::Digest;
-        stack::hex(&sha2::Sha256::digest(constraints.as_bytes()))[..16].to_string()
-    };
-    let mut tools = vec![
-        ("rustc".into(), first(cmd!(sh, "rustc --version").read()?)),
-        ("cc".into(), cc_version(sh)?),
-        ("constraints".into(), digest),
-    ];
-    // The pinned Python tools, as the report's record of what ran the tests.
-    for line in constraints
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        if let Some((name, version)) = line.split_once("==") {
-            tools.push((name.to_string(), version.to_string()));
-        }
-    }
-    Ok(tools)
-}
-
 fn tree_of(layout: &Layout, project: &str) -> Result<String> {
-    let repo = git2::Repository::open(layout.checkout(project))?;
-    Ok(repo.head()?.peel_to_tree()?.id().to_string())
+    let dir = layout.checkout(project);
+    git2::Repository::open(&dir)
+        .and_then(|repo| Ok(repo.head()?.peel_to_tree()?.id().to_string()))
+        .with_context(|| format!("reading the tree of `{}`", layout.show(&dir)))
 }
 
-type Targets = Vec<(String, Target)>;
-
-/// The experiment's graph: what to build, from what, in which order.
-fn experiment(
-    layout: &Layout,
-    env: &recipes::Env,
-    projects: &[Project],
-    tools: &[(String, String)],
-) -> Result<(Graph, BTreeMap<String, Action>, Targets)> {
-    let tool = |k: &str| {
-        tools
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let input = |k: &str, v: String| (k.to_string(), v);
-    let env = Arc::new(env.clone());
-    let mut specs = Vec::new();
-    let mut actions: BTreeMap<String, Action> = BTreeMap::new();
-    let (setuptools_tree, cffi_tree) = (tree_of(layout, "setuptools")?, tree_of(layout, "cffi")?);
-    for (spec, ft) in cpython_specs(&tree_of(layout, "cpython")?, &tool("cc")) {
-        let e = env.clone();
-        actions.insert(
-            spec.name.clone(),
-            Box::new(move |ctx| recipes::cpython(&e, ctx, ft)),
-        );
-        specs.push(spec);
-    }
-    specs.push(StepSpec {
-        exclusive: false,
-        name: "maturin".into(),
-        deps: vec![],
-        inputs: vec![
-            input("tree", tree_of(layout, "maturin")?),
-            input("rustc", tool("rustc")),
-        ],
-    });
-    let e = env.clone();
-    actions.insert(
-        "maturin".into(),
-        Box::new(move |ctx| recipes::maturin(&e, ctx)),
-    );
-    for (interp, _) in INTERPRETERS {
-        let name = format!("env/{interp}");
-        let cpython = format!("cpython/{interp}");
-        specs.push(StepSpec {
-            exclusive: false,
-            name: name.clone(),
-            deps: vec![cpython.clone(), "maturin".into()],
-            inputs: vec![
-                input("constraints", tool("constraints")),
-                input("setuptools", setuptools_tree.clone()),
-                input("cffi", cffi_tree.clone()),
-            ],
-        });
-        let e = env.clone();
-        actions.insert(
-            name,
-            Box::new(move |ctx| recipes::environment(&e, ctx, &cpython)),
-        );
-    }
+/// The trees the experiment builds from, and the stacks with a build target.
+fn sources(layout: &Layout, projects: &[Project]) -> Result<(Sources, Vec<TargetInfo>)> {
     let mut targets = Vec::new();
     for p in projects {
-        let Some(target) = p.stack.build.as_ref().and_then(|b| b.target.clone()) else {
-            continue;
-        };
-        let spec_text = serde_json::to_string(&target)?;
-        let tree = tree_of(layout, &p.name)?;
-        let wheel_step = format!("{}/wheel", p.name);
-        // The wheel depends on the source and the recipe, not on how it is tested.
-        let mut inputs = vec![
-            input("tree", tree.clone()),
-            input("kind", format!("{:?}", target.kind)),
-            input("rustc", tool("rustc")),
-        ];
-        if target.kind == RecipeKind::Maturin {
-            inputs.push(input("pyo3", tree_of(layout, "pyo3")?));
-        }
-        specs.push(StepSpec {
-            exclusive: false,
-            name: wheel_step.clone(),
-            deps: vec!["env/freethreaded".into()],
-            inputs,
-        });
-        let (e, project, kind) = (env.clone(), p.name.clone(), target.kind);
-        actions.insert(
-            wheel_step.clone(),
-            Box::new(move |ctx| match kind {
-                RecipeKind::Maturin => {
-                    recipes::maturin_wheel(&e, ctx, &project, "env/freethreaded", PYTHON_TAG)
-                }
-                RecipeKind::Setuptools => {
-                    recipes::setuptools_wheel(&e, ctx, &project, "env/freethreaded", PYTHON_TAG)
-                }
-            }),
-        );
-        for (interp, ft) in INTERPRETERS {
-            for installer in INSTALLERS {
-                let name = format!("{}/test/{interp}/{installer}", p.name);
-                let (cpython, env_step) = (format!("cpython/{interp}"), format!("env/{interp}"));
-                specs.push(StepSpec {
-                    // pytest -n <jobs> uses every core; two at once starve the targets'
-                    // threading tests (brotlicffi's concurrency test fails when oversubscribed).
-                    exclusive: true,
-                    name: name.clone(),
-                    deps: vec![wheel_step.clone(), cpython.clone(), env_step.clone()],
-                    inputs: vec![
-                        input("tree", tree.clone()),
-                        input("target", spec_text.clone()),
-                        input("constraints", tool("constraints")),
-                    ],
-                });
-                let (e, project, t, w) = (
-                    env.clone(),
-                    p.name.clone(),
-                    target.clone(),
-                    wheel_step.clone(),
-                );
-                actions.insert(
-                    name,
-                    Box::new(move |ctx| {
-                        recipes::test(
-                            &e, ctx, &project, &t, &cpython, &env_step, &w, installer, ft,
-                        )
-                    }),
-                );
-            }
-        }
-        targets.push((p.name.clone(), target));
-    }
-    add_recipe_revisions(&mut specs);
-    Ok((Graph::new(specs)?, actions, targets))
-}
-
-/// The two CPython steps (and whether each is free-threaded): their keys depend only on the
-/// CPython tree and the C compiler.
-fn cpython_specs(tree: &str, cc: &str) -> Vec<(StepSpec, bool)> {
-    INTERPRETERS
-        .iter()
-        .map(|&(interp, ft)| {
-            let spec = StepSpec {
-                exclusive: false,
-                name: format!("cpython/{interp}"),
-                deps: vec![],
-                inputs: vec![
-                    ("tree".into(), tree.to_string()),
-                    ("disable-gil".into(), ft.to_string()),
-                    ("cc".into(), cc.to_string()),
-                ],
-            };
-            (spec, ft)
-        })
-        .collect()
-}
-
-fn add_recipe_revisions(specs: &mut [StepSpec]) {
-    for s in specs {
-        let kind = s
-            .name
-            .split('/')
-            .find(|part| RECIPE_REVISIONS.iter().any(|(k, _)| k == part))
-            .unwrap_or("");
-        if let Some((_, rev)) = RECIPE_REVISIONS
-            .iter()
-            .find(|(k, rev)| *k == kind && *rev > 0)
-        {
-            s.inputs.push(("recipe".into(), rev.to_string()));
+        if let Some(target) = p.stack.build.as_ref().and_then(|b| b.target.clone()) {
+            targets.push(TargetInfo {
+                name: p.name.clone(),
+                target,
+                tree: tree_of(layout, &p.name)?,
+            });
         }
     }
+    let needs_pyo3 = targets.iter().any(|t| t.target.kind == RecipeKind::Maturin);
+    let src = Sources {
+        cpython: tree_of(layout, "cpython")?,
+        maturin: tree_of(layout, "maturin")?,
+        setuptools: tree_of(layout, "setuptools")?,
+        cffi: tree_of(layout, "cffi")?,
+        pyo3: if needs_pyo3 {
+            Some(tree_of(layout, "pyo3")?)
+        } else {
+            None
+        },
+    };
+    Ok((src, targets))
 }
 
 fn make_report(
-    graph: &Graph,
-    summary: &run::Summary,
+    summary: &run::Summary<StepId>,
     projects: &[Project],
-    targets: &Targets,
-    tools: &[(String, String)],
+    targets: &[TargetInfo],
+    tools: &Tools,
 ) -> Result<report::Report> {
     let mut matrix = Vec::new();
-    for (project, _) in targets {
+    for t in targets {
         let wheel = summary
-            .get(&format!("{project}/wheel"))
+            .get(&StepId::Wheel(t.name.clone()))
             .filter(|r| matches!(r.status, Status::Built | Status::Cached))
             .and_then(|r| recipes::wheel_in(&r.out).ok())
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .and_then(|f| wheel::parse_name(&f).ok())
             .map(|n| format!("{}-{}-{}", n.python, n.abi, n.platform));
-        for (interp, _) in INTERPRETERS {
-            for installer in INSTALLERS {
-                let r = summary.get(&format!("{project}/test/{interp}/{installer}"));
+        for flavour in Flavour::ALL {
+            for installer in Installer::ALL {
+                let r = summary.get(&StepId::Test(t.name.clone(), flavour, installer));
                 let outcome = match r.map(|r| &r.status) {
                     Some(Status::Built | Status::Cached) => "passed",
                     Some(Status::Failed) => "failed",
                     _ => "not-run",
                 };
-                let counts = r
-                    .and_then(|r| {
-                        let dir = if r.out.as_os_str().is_empty() {
-                            None
-                        } else {
-                            Some(r.out.join("result.json"))
-                        };
-                        dir.and_then(|p| std::fs::read_to_string(p).ok())
-                    })
+                // What the cell left: counts, and the tests that passed only when re-run.
+                let result: Option<CellResult> = r
+                    .filter(|r| !r.out.as_os_str().is_empty())
+                    .and_then(|r| std::fs::read_to_string(r.out.join("result.json")).ok())
                     .and_then(|t| serde_json::from_str(&t).ok());
                 matrix.push(report::Row {
-                    target: project.clone(),
-                    interpreter: interp.into(),
-                    installer: installer.into(),
+                    target: t.name.clone(),
+                    interpreter: flavour.to_string(),
+                    installer: installer.to_string(),
                     outcome: outcome.into(),
-                    counts,
+                    counts: result.as_ref().map(|c| c.counts.clone()),
+                    flaky: result.map(|c| c.flaky_tests).unwrap_or_default(),
                     wheel: wheel.clone(),
                 });
             }
@@ -522,16 +312,16 @@ fn make_report(
         version: 1,
         date: crate::changelog::today(),
         stacks,
-        tools: tools.to_vec(),
+        tools: tools.pairs(),
         matrix,
         steps: summary
             .results
             .iter()
             .map(|r| report::StepTime {
-                step: r.name.clone(),
+                step: r.name.to_string(),
                 status: r.status.clone(),
                 seconds: r.seconds,
-                key: graph.key(&r.name).to_string(),
+                key: r.key.clone(),
             })
             .collect(),
         wall_seconds: summary.wall.as_secs_f64(),

@@ -1,6 +1,6 @@
-//! The experiment's report: the matrix target x interpreter x installer with test counts and
-//! the wheel tag, what was built from what, and where the time went; as `report.json`
-//! (schema in `docs/build-all.md`) and `report.md`.
+//! The experiment's report: the matrix target x interpreter x installer with test counts
+//! (flaky tests apart), the wheel tag, what was built from what, and where the time went; as
+//! `report.json` (schema in `docs/build-all.md`) and `report.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,9 @@ pub struct Counts {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Failed, then passed when re-run on their own; not in `failed`.
+    #[serde(default)]
+    pub flaky: u64,
 }
 
 /// Sums the `<testsuite>` attributes of a JUnit XML report (pytest writes one suite).
@@ -48,12 +51,14 @@ pub struct Row {
     /// `passed`, `failed`, or `not-run` (a step it needs failed).
     pub outcome: String,
     pub counts: Option<Counts>,
+    /// Node ids of the tests that failed, then passed when re-run on their own.
+    pub flaky: Vec<String>,
     pub wheel: Option<String>,
 }
 
 impl Row {
     /// The row's values in matrix order, for the markdown and the terminal tables.
-    fn cells(&self) -> [String; 8] {
+    fn cells(&self) -> [String; 9] {
         let c = self.counts.clone().unwrap_or_default();
         [
             self.target.clone(),
@@ -62,6 +67,7 @@ impl Row {
             self.outcome.clone(),
             c.passed.to_string(),
             c.failed.to_string(),
+            c.flaky.to_string(),
             c.skipped.to_string(),
             self.wheel.clone().unwrap_or_else(|| "-".into()),
         ]
@@ -102,11 +108,18 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = format!("# build-all report ({})\n\n## matrix\n\n", self.date);
         s.push_str(
-            "| target | interpreter | installer | result | passed | failed | skipped | wheel |\n",
+            "| target | interpreter | installer | result | passed | failed | flaky | skipped | wheel |\n",
         );
-        s.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | --- |\n");
+        s.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n");
         for r in &self.matrix {
             s.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+        }
+        let flaky = self.flaky_lines();
+        if !flaky.is_empty() {
+            s.push_str("\n## flaky tests\n\n");
+            for line in flaky {
+                s.push_str(&format!("- {line}\n"));
+            }
         }
         s.push_str("\n## stacks\n\n| stack | base | version | patches | series digest |\n| --- | --- | ---: | ---: | --- |\n");
         for st in &self.stacks {
@@ -116,7 +129,7 @@ impl Report {
                 st.base,
                 st.version,
                 st.patches,
-                &st.series_digest[..16.min(st.series_digest.len())]
+                st.series_digest.chars().take(16).collect::<String>()
             ));
         }
         s.push_str("\n## tools\n\n");
@@ -136,17 +149,35 @@ impl Report {
         s
     }
 
-    /// The matrix for a terminal.
+    /// One line per flaky test, naming it and its cell.
+    pub fn flaky_lines(&self) -> Vec<String> {
+        self.matrix
+            .iter()
+            .flat_map(|r| {
+                r.flaky.iter().map(move |t| {
+                    format!(
+                        "`{t}` ({} {}/{}) failed, then passed when re-run on its own",
+                        r.target, r.interpreter, r.installer
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The matrix for a terminal, and the flaky tests under it.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<14} {:<13} {:<9} {:<8} {:>7} {:>7} {:>7}  wheel\n",
-            "target", "interpreter", "installer", "result", "passed", "failed", "skipped"
+            "{:<14} {:<13} {:<9} {:<8} {:>7} {:>7} {:>7} {:>7}  wheel\n",
+            "target", "interpreter", "installer", "result", "passed", "failed", "flaky", "skipped"
         );
         for r in &self.matrix {
-            let [t, i, n, o, p, f, k, w] = r.cells();
+            let [t, i, n, o, p, f, y, k, w] = r.cells();
             s.push_str(&format!(
-                "{t:<14} {i:<13} {n:<9} {o:<8} {p:>7} {f:>7} {k:>7}  {w}\n"
+                "{t:<14} {i:<13} {n:<9} {o:<8} {p:>7} {f:>7} {y:>7} {k:>7}  {w}\n"
             ));
+        }
+        for line in self.flaky_lines() {
+            s.push_str(&format!("flaky: {line}\n"));
         }
         s
     }
@@ -164,9 +195,62 @@ mod tests {
             Counts {
                 passed: 2967,
                 failed: 3,
-                skipped: 30
+                skipped: 30,
+                flaky: 0,
             }
         );
         assert_eq!(junit_counts(""), Counts::default());
+    }
+
+    #[test]
+    fn flaky_tests_have_a_column_and_a_line() {
+        let row = |installer: &str, flaky: &[&str]| Row {
+            target: "brotlicffi".into(),
+            interpreter: "freethreaded".into(),
+            installer: installer.into(),
+            outcome: "passed".into(),
+            counts: Some(Counts {
+                passed: 157,
+                failed: 0,
+                skipped: 0,
+                flaky: flaky.len() as u64,
+            }),
+            flaky: flaky.iter().map(|s| s.to_string()).collect(),
+            wheel: None,
+        };
+        let report = Report {
+            version: 1,
+            date: "2026-01-01".into(),
+            stacks: vec![],
+            tools: vec![],
+            matrix: vec![
+                row("pip", &[]),
+                row("uv", &["tests/t.py::test_concurrency"]),
+            ],
+            steps: vec![],
+            wall_seconds: 0.0,
+            step_seconds: 0.0,
+        };
+        let md = report.markdown();
+        assert!(md.contains("| passed | failed | flaky | skipped |"), "{md}");
+        assert!(
+            md.contains("| brotlicffi | freethreaded | uv | passed | 157 | 0 | 1 | 0 | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("## flaky tests\n\n- `tests/t.py::test_concurrency` (brotlicffi freethreaded/uv) failed, then passed when re-run on its own\n"),
+            "{md}"
+        );
+        assert!(
+            report
+                .table()
+                .contains("flaky: `tests/t.py::test_concurrency`")
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["matrix"][1]["flaky"][0],
+            "tests/t.py::test_concurrency"
+        );
+        assert_eq!(json["matrix"][1]["counts"]["flaky"], 1);
     }
 }

@@ -1,40 +1,45 @@
 //! Running a build graph: cache entries by key, parallel steps up to `--jobs`, per-step logs,
-//! `--keep-going`, and the record of what ran and how long it took.
+//! `--keep-going`, leaves, and the record of what ran and how long it took.
 //!
 //! A step's output lives in `cache/<step>/<key>/` and counts only once `.xtask-ok` is written
 //! there, last and atomically; an entry without it is removed before the step runs again, so
-//! a failed or interrupted step never counts as success.
+//! a failed or interrupted step never counts as success. A step that panics has failed like
+//! one that returned an error: the runner always hears back from every thread it starts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
-use super::graph::{Graph, Selection};
+use super::graph::{Graph, Id, Selection, StepSpec};
 use super::progress::Progress;
 use crate::fsx;
+pub use crate::ops::interpreters::{DONE_MARKER, entry_dir, is_done};
 
 /// What a step does, given where to put its output and where its dependencies' outputs are.
-pub type Action = Box<dyn Fn(&Ctx) -> Result<()> + Send + Sync>;
+pub type Action<I> = Box<dyn Fn(&Ctx<I>) -> Result<()> + Send + Sync>;
 
 /// What a running step can see.
-pub struct Ctx {
-    pub name: String,
+pub struct Ctx<I> {
+    pub name: I,
     /// The step's output folder (its final path: outputs may embed it).
     pub out: PathBuf,
     /// Output folders of the steps it depends on.
-    pub deps: BTreeMap<String, PathBuf>,
+    pub deps: BTreeMap<I, PathBuf>,
     pub log: PathBuf,
     pub jobs: usize,
 }
 
-impl Ctx {
-    pub fn dep(&self, name: &str) -> &Path {
+impl<I: Id> Ctx<I> {
+    /// The output folder of a step this one declared it needs.
+    pub fn dep(&self, name: &I) -> Result<&Path> {
         self.deps
             .get(name)
-            .unwrap_or_else(|| panic!("step `{}` did not declare `{name}`", self.name))
+            .map(PathBuf::as_path)
+            .with_context(|| format!("step `{}` did not declare `{name}`", self.name))
     }
 
     /// Appends a line to the step's log.
@@ -43,8 +48,9 @@ impl Ctx {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)?;
-        writeln!(f, "{text}")?;
+            .open(&self.log)
+            .with_context(|| format!("opening `{}`", self.log.display()))?;
+        writeln!(f, "{text}").with_context(|| format!("writing `{}`", self.log.display()))?;
         Ok(())
     }
 }
@@ -63,29 +69,28 @@ pub enum Status {
     Cached,
     Built,
     Failed,
-    /// Not run because a step it needs failed.
+    /// Not run because a step it needs failed, or the run stopped before it.
     Blocked,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StepResult {
-    pub name: String,
+#[derive(Debug, Clone)]
+pub struct StepResult<I> {
+    pub name: I,
     pub key: String,
     pub status: Status,
     pub seconds: f64,
-    #[serde(skip)]
     pub out: PathBuf,
     pub error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Summary {
-    pub results: Vec<StepResult>,
+pub struct Summary<I> {
+    pub results: Vec<StepResult<I>>,
     pub wall: Duration,
 }
 
-impl Summary {
-    pub fn failed(&self) -> Vec<&StepResult> {
+impl<I: Id> Summary<I> {
+    pub fn failed(&self) -> Vec<&StepResult<I>> {
         self.results
             .iter()
             .filter(|r| r.status == Status::Failed)
@@ -98,40 +103,44 @@ impl Summary {
             .map(|r| r.seconds)
             .sum()
     }
-    pub fn get(&self, name: &str) -> Option<&StepResult> {
-        self.results.iter().find(|r| r.name == name)
+    pub fn get(&self, name: &I) -> Option<&StepResult<I>> {
+        self.results.iter().find(|r| &r.name == name)
     }
 }
 
-/// `cache/<step>/<key>`; the step name's `/` become folders.
-pub fn entry_dir(cache: &Path, step: &str, key: &str) -> PathBuf {
-    cache.join(step).join(key)
+/// `logs/<step>.log`, the step's `/` as `-`.
+pub fn log_path(logs: &Path, step: &impl Id) -> PathBuf {
+    logs.join(format!("{}.log", step.to_string().replace('/', "-")))
 }
 
-pub fn log_path(logs: &Path, step: &str) -> PathBuf {
-    logs.join(format!("{}.log", step.replace('/', "-")))
-}
-
-/// Whether a cache entry holds a finished step with this key.
-pub fn is_done(dir: &Path, key: &str) -> bool {
-    std::fs::read_to_string(dir.join(".xtask-ok")).is_ok_and(|k| k.trim() == key)
+/// A panic's message, as the step's error.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!("the step panicked: {text}")
 }
 
 /// Runs the selected steps. Failures are results, not errors; errors are about the runner.
-pub fn execute(
-    graph: &Graph,
-    actions: &BTreeMap<String, Action>,
-    selection: &Selection,
+///
+/// Without `keep_going` a failed step stops the run (nothing new starts), unless it is a
+/// leaf: nothing depends on a leaf, so every other step still runs.
+pub fn execute<I: Id>(
+    graph: &Graph<I>,
+    actions: &BTreeMap<I, Action<I>>,
+    selection: &Selection<I>,
     opts: &Options,
     progress: &mut Progress,
-) -> Result<Summary> {
+) -> Result<Summary<I>> {
     std::fs::create_dir_all(&opts.logs)
         .with_context(|| format!("creating `{}`", opts.logs.display()))?;
     let start = Instant::now();
-    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
-    let mut running: BTreeSet<String> = BTreeSet::new();
-    let (tx, rx) = mpsc::channel::<(String, Result<()>, f64)>();
-    let wanted: Vec<&super::graph::StepSpec> = graph
+    let mut results: BTreeMap<I, StepResult<I>> = BTreeMap::new();
+    let mut running: BTreeSet<I> = BTreeSet::new();
+    let (tx, rx) = mpsc::channel::<(I, Result<()>, f64)>();
+    let wanted: Vec<&StepSpec<I>> = graph
         .steps
         .iter()
         .filter(|s| selection.wanted.contains(&s.name))
@@ -147,28 +156,29 @@ pub fn execute(
                     if results.contains_key(&s.name) || running.contains(&s.name) {
                         continue;
                     }
-                    let dep_state: Vec<Option<&Status>> = s
-                        .deps
-                        .iter()
-                        .map(|d| results.get(d).map(|r| &r.status))
-                        .collect();
-                    if dep_state
-                        .iter()
-                        .any(|st| matches!(st, Some(Status::Failed | Status::Blocked)))
-                    {
+                    let dep_state: Vec<Option<&StepResult<I>>> =
+                        s.deps.iter().map(|d| results.get(d)).collect();
+                    if dep_state.iter().any(|r| {
+                        r.is_some_and(|r| matches!(r.status, Status::Failed | Status::Blocked))
+                    }) {
                         results.insert(s.name.clone(), blocked(graph, s));
-                        progress.finished(&s.name, "blocked", None);
+                        progress.finished(&s.name.to_string(), "blocked", None);
                         progressed = true;
                         continue;
                     }
-                    if !dep_state
+                    let Some(dep_outs) = dep_state
                         .iter()
-                        .all(|st| matches!(st, Some(Status::Cached | Status::Built)))
-                    {
+                        .zip(&s.deps)
+                        .map(|(r, d)| {
+                            r.filter(|r| matches!(r.status, Status::Cached | Status::Built))
+                                .map(|r| (d.clone(), r.out.clone()))
+                        })
+                        .collect::<Option<BTreeMap<I, PathBuf>>>()
+                    else {
                         continue;
-                    }
-                    let key = graph.key(&s.name).to_string();
-                    let out = entry_dir(&opts.cache, &s.name, &key);
+                    };
+                    let key = graph.key(&s.name)?.to_string();
+                    let out = entry_dir(&opts.cache, &s.name.to_string(), &key);
                     if is_done(&out, &key) && !selection.forced.contains(&s.name) {
                         results.insert(
                             s.name.clone(),
@@ -181,7 +191,7 @@ pub fn execute(
                                 error: None,
                             },
                         );
-                        progress.finished(&s.name, "cached", None);
+                        progress.finished(&s.name.to_string(), "cached", None);
                         progressed = true;
                         continue;
                     }
@@ -199,11 +209,7 @@ pub fn execute(
                     let ctx = Ctx {
                         name: s.name.clone(),
                         out: out.clone(),
-                        deps: s
-                            .deps
-                            .iter()
-                            .map(|d| (d.clone(), results[d].out.clone()))
-                            .collect(),
+                        deps: dep_outs,
                         log: log_path(&opts.logs, &s.name),
                         jobs: opts.jobs,
                     };
@@ -213,13 +219,17 @@ pub fn execute(
                         .with_context(|| format!("creating `{}`", out.display()))?;
                     fsx::write_atomic(&ctx.log, format!("# {} (key {key})\n", s.name).as_bytes())?;
                     running.insert(s.name.clone());
-                    progress.started(&s.name);
+                    progress.started(&s.name.to_string());
                     let tx = tx.clone();
                     scope.spawn(move || {
                         let t = Instant::now();
-                        let r = action(&ctx).and_then(|()| {
-                            fsx::write_atomic(&ctx.out.join(".xtask-ok"), key.as_bytes())
-                        });
+                        // A panic is this step's failure; the thread still reports, so the
+                        // runner never waits for a step that is gone.
+                        let r = catch_unwind(AssertUnwindSafe(|| action(&ctx)))
+                            .unwrap_or_else(|payload| Err(anyhow!(panic_message(&*payload))))
+                            .and_then(|()| {
+                                fsx::write_atomic(&ctx.out.join(DONE_MARKER), key.as_bytes())
+                            });
                         let _ = tx.send((ctx.name, r, t.elapsed().as_secs_f64()));
                     });
                     progressed = true;
@@ -231,14 +241,14 @@ pub fn execute(
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok((name, r, seconds)) => {
                     running.remove(&name);
-                    let key = graph.key(&name).to_string();
-                    let out = entry_dir(&opts.cache, &name, &key);
+                    let key = graph.key(&name)?.to_string();
+                    let out = entry_dir(&opts.cache, &name.to_string(), &key);
                     let (status, error) = match r {
                         Ok(()) => (Status::Built, None),
                         Err(e) => (Status::Failed, Some(format!("{e:#}"))),
                     };
                     progress.finished(
-                        &name,
+                        &name.to_string(),
                         if status == Status::Built {
                             "done"
                         } else {
@@ -246,7 +256,8 @@ pub fn execute(
                         },
                         Some(seconds),
                     );
-                    if status == Status::Failed && !opts.keep_going {
+                    let leaf = graph.spec(&name).is_some_and(|s| s.leaf);
+                    if status == Status::Failed && !opts.keep_going && !leaf {
                         stop = true;
                     }
                     results.insert(
@@ -274,7 +285,7 @@ pub fn execute(
             .entry(s.name.clone())
             .or_insert_with(|| blocked(graph, s));
     }
-    let order: Vec<StepResult> = graph
+    let order: Vec<StepResult<I>> = graph
         .steps
         .iter()
         .filter_map(|s| results.remove(&s.name))
@@ -285,10 +296,10 @@ pub fn execute(
     })
 }
 
-fn blocked(graph: &Graph, s: &super::graph::StepSpec) -> StepResult {
+fn blocked<I: Id>(graph: &Graph<I>, s: &StepSpec<I>) -> StepResult<I> {
     StepResult {
         name: s.name.clone(),
-        key: graph.key(&s.name).to_string(),
+        key: graph.key(&s.name).unwrap_or_default().to_string(),
         status: Status::Blocked,
         seconds: 0.0,
         out: PathBuf::new(),
@@ -300,310 +311,8 @@ fn blocked(graph: &Graph, s: &super::graph::StepSpec) -> StepResult {
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    use super::super::graph::StepSpec;
-    use super::super::progress::Mode;
-    use super::*;
-
-    struct World {
-        dir: PathBuf,
-        runs: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl World {
-        fn new(name: &str) -> World {
-            let dir = std::env::temp_dir().join(format!("xtask-run-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            World {
-                dir,
-                runs: Arc::new(Mutex::new(Vec::new())),
-            }
-        }
-        fn opts(&self, jobs: usize, keep_going: bool) -> Options {
-            Options {
-                jobs,
-                keep_going,
-                cache: self.dir.join("cache"),
-                logs: self.dir.join("logs"),
-            }
-        }
-        /// Steps that append their name to `runs`, write `out.txt` from their deps, and fail
-        /// when their name is in `failing`.
-        fn actions(&self, graph: &Graph, failing: &[&str]) -> BTreeMap<String, Action> {
-            graph
-                .steps
-                .iter()
-                .map(|s| {
-                    let runs = self.runs.clone();
-                    let fail = failing.contains(&s.name.as_str());
-                    let action: Action = Box::new(move |ctx: &Ctx| {
-                        runs.lock().unwrap().push(ctx.name.clone());
-                        let mut text = ctx.name.clone();
-                        for (d, p) in &ctx.deps {
-                            text.push_str(&format!(
-                                " <{d}:{}>",
-                                std::fs::read_to_string(p.join("out.txt"))?
-                            ));
-                        }
-                        std::fs::write(ctx.out.join("out.txt"), &text)?;
-                        ctx.note("some log line")?;
-                        if fail {
-                            bail!("step {} broke", ctx.name);
-                        }
-                        Ok(())
-                    });
-                    (s.name.clone(), action)
-                })
-                .collect()
-        }
-        fn run(
-            &self,
-            graph: &Graph,
-            sel: &Selection,
-            failing: &[&str],
-            jobs: usize,
-            keep_going: bool,
-        ) -> Summary {
-            self.runs.lock().unwrap().clear();
-            let mut p = Progress::new(Mode::Quiet);
-            execute(
-                graph,
-                &self.actions(graph, failing),
-                sel,
-                &self.opts(jobs, keep_going),
-                &mut p,
-            )
-            .unwrap()
-        }
-        fn ran(&self) -> Vec<String> {
-            let mut r = self.runs.lock().unwrap().clone();
-            r.sort();
-            r
-        }
-    }
-
-    impl Drop for World {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    fn spec(name: &str, deps: &[&str], input: &str) -> StepSpec {
-        StepSpec {
-            exclusive: false,
-            name: name.into(),
-            deps: deps.iter().map(|d| d.to_string()).collect(),
-            inputs: vec![("in".into(), input.into())],
-        }
-    }
-
-    fn graph(setuptools: &str) -> Graph {
-        Graph::new(vec![
-            spec("cpython/default", &[], "c"),
-            spec("cpython/ft", &[], "c"),
-            spec("maturin", &[], "m"),
-            spec("toolchain/ft", &["cpython/ft"], setuptools),
-            spec("wheel", &["toolchain/ft", "maturin"], "w"),
-            spec("test/default", &["wheel", "cpython/default"], "t"),
-            spec("test/ft", &["wheel", "cpython/ft"], "t"),
-        ])
-        .unwrap()
-    }
-
-    fn all(g: &Graph) -> Selection {
-        g.select(&[], None).unwrap()
-    }
-
-    #[test]
-    fn runs_everything_once_then_nothing() {
-        let w = World::new("once");
-        let g = graph("s1");
-        let s = w.run(&g, &all(&g), &[], 2, false);
-        assert_eq!(w.ran().len(), 7);
-        assert!(s.results.iter().all(|r| r.status == Status::Built));
-        let out = std::fs::read_to_string(s.get("test/ft").unwrap().out.join("out.txt")).unwrap();
-        assert!(
-            out.starts_with("test/ft <cpython/ft:cpython/ft> <wheel:wheel <maturin:maturin>"),
-            "{out}"
-        );
-        let again = w.run(&g, &all(&g), &[], 2, false);
-        assert!(w.ran().is_empty());
-        assert!(again.results.iter().all(|r| r.status == Status::Cached));
-    }
-
-    #[test]
-    fn a_changed_input_reruns_that_step_and_its_dependents_only() {
-        let w = World::new("invalidate");
-        w.run(&graph("s1"), &all(&graph("s1")), &[], 2, false);
-        let g2 = graph("s2");
-        w.run(&g2, &all(&g2), &[], 2, false);
-        assert_eq!(
-            w.ran(),
-            ["test/default", "test/ft", "toolchain/ft", "wheel"]
-        );
-    }
-
-    #[test]
-    fn a_failed_step_leaves_no_entry_and_blocks_its_dependents() {
-        let w = World::new("fail");
-        let g = graph("s1");
-        let s = w.run(&g, &all(&g), &["toolchain/ft"], 1, false);
-        let tc = s.get("toolchain/ft").unwrap();
-        assert_eq!(tc.status, Status::Failed);
-        assert!(
-            tc.error
-                .as_deref()
-                .unwrap()
-                .contains("step toolchain/ft broke")
-        );
-        assert!(
-            !entry_dir(&w.dir.join("cache"), "toolchain/ft", &tc.key)
-                .join(".xtask-ok")
-                .exists()
-        );
-        assert_eq!(s.get("wheel").unwrap().status, Status::Blocked);
-        assert!(tail(&log_path(&w.dir.join("logs"), "toolchain/ft"), 40).contains("some log line"));
-        // Fixed, the rerun does the failed step and what it blocked, and nothing else.
-        w.run(&g, &all(&g), &[], 1, false);
-        let mut ran = w.ran();
-        ran.retain(|r| !r.starts_with("cpython") && r != "maturin");
-        assert_eq!(ran, ["test/default", "test/ft", "toolchain/ft", "wheel"]);
-    }
-
-    #[test]
-    fn keep_going_runs_what_does_not_depend_on_the_failure() {
-        let w = World::new("keep-going");
-        let g = graph("s1");
-        // Without --keep-going, one job, the run stops at the failure: maturin never starts.
-        let s = w.run(&g, &all(&g), &["cpython/ft"], 1, false);
-        assert_eq!(s.get("maturin").unwrap().status, Status::Blocked);
-        let s = w.run(&g, &all(&g), &["cpython/ft"], 1, true);
-        assert_eq!(s.get("maturin").unwrap().status, Status::Built);
-        assert_eq!(s.get("test/default").unwrap().status, Status::Blocked);
-        assert_eq!(s.get("cpython/default").unwrap().status, Status::Cached);
-    }
-
-    #[test]
-    fn an_interrupted_entry_without_the_marker_is_redone() {
-        let w = World::new("interrupted");
-        let g = graph("s1");
-        w.run(&g, &all(&g), &[], 2, false);
-        // As if killed while writing the wheel: output there, marker not yet.
-        let dir = entry_dir(&w.dir.join("cache"), "wheel", g.key("wheel"));
-        std::fs::remove_file(dir.join(".xtask-ok")).unwrap();
-        std::fs::write(dir.join("half.txt"), "half").unwrap();
-        w.run(&g, &all(&g), &[], 2, false);
-        // Same key, so what depends on it stays cached.
-        assert_eq!(w.ran(), ["wheel"]);
-        assert!(!dir.join("half.txt").exists());
-        assert!(dir.join(".xtask-ok").exists());
-    }
-
-    #[test]
-    fn only_and_from() {
-        let w = World::new("only-from");
-        let g = graph("s1");
-        w.run(
-            &g,
-            &g.select(&["toolchain".into()], None).unwrap(),
-            &[],
-            2,
-            false,
-        );
-        assert_eq!(w.ran(), ["cpython/ft", "toolchain/ft"]);
-        w.run(&g, &all(&g), &[], 2, false);
-        w.run(&g, &g.select(&[], Some("wheel")).unwrap(), &[], 2, false);
-        assert_eq!(w.ran(), ["test/default", "test/ft", "wheel"]);
-    }
-
-    #[test]
-    fn independent_steps_run_in_parallel_up_to_jobs() {
-        let w = World::new("parallel");
-        let g = Graph::new(vec![
-            spec("a", &[], ""),
-            spec("b", &[], ""),
-            spec("c", &[], ""),
-        ])
-        .unwrap();
-        let now = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let gate = Arc::new(Mutex::new(gate_rx));
-        let actions: BTreeMap<String, Action> = ["a", "b", "c"]
-            .iter()
-            .map(|n| {
-                let (now, peak, gate) = (now.clone(), peak.clone(), gate.clone());
-                let action: Action = Box::new(move |_ctx: &Ctx| {
-                    let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(cur, Ordering::SeqCst);
-                    // Wait until the test lets one step finish.
-                    gate.lock().unwrap().recv().unwrap();
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                });
-                (n.to_string(), action)
-            })
-            .collect();
-        let opener = std::thread::spawn(move || {
-            for want in [2, 2, 1] {
-                // Release one step only once `want` are running at the same time.
-                while now_running(&now) < want {
-                    std::thread::yield_now();
-                }
-                gate_tx.send(()).unwrap();
-            }
-        });
-        fn now_running(n: &AtomicUsize) -> usize {
-            n.load(Ordering::SeqCst)
-        }
-        let mut p = Progress::new(Mode::Quiet);
-        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
-        opener.join().unwrap();
-        assert!(s.results.iter().all(|r| r.status == Status::Built));
-        assert_eq!(peak.load(Ordering::SeqCst), 2, "two at once, never three");
-    }
-
-    #[test]
-    fn an_exclusive_step_runs_alone() {
-        let w = World::new("exclusive");
-        let mut specs = vec![spec("a", &[], ""), spec("t", &[], ""), spec("b", &[], "")];
-        specs[1].exclusive = true;
-        let g = Graph::new(specs).unwrap();
-        let now = Arc::new(AtomicUsize::new(0));
-        let alone = Arc::new(Mutex::new(Vec::new()));
-        let actions: BTreeMap<String, Action> = ["a", "t", "b"]
-            .iter()
-            .map(|n| {
-                let (now, alone) = (now.clone(), alone.clone());
-                let action: Action = Box::new(move |ctx: &Ctx| {
-                    let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                    // Sampled mid-run: how many steps run alongside this one.
-                    let seen = now.load(Ordering::SeqCst).max(cur);
-                    alone.lock().unwrap().push((ctx.name.clone(), seen));
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                });
-                (n.to_string(), action)
-            })
-            .collect();
-        let mut p = Progress::new(Mode::Quiet);
-        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
-        assert!(s.results.iter().all(|r| r.status == Status::Built));
-        let alone = alone.lock().unwrap().clone();
-        let t = alone.iter().find(|(n, _)| n == "t").unwrap();
-        assert_eq!(t.1, 1, "the exclusive step ran with others: {alone:?}");
-        // Without it the other two still share the cores.
-        assert!(
-            alone.iter().any(|(n, seen)| n != "t" && *seen == 2),
-            "{alone:?}"
-        );
-    }
+    lines
+        .get(lines.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join("\n")
 }

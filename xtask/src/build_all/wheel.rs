@@ -23,12 +23,13 @@ pub fn parse_name(file: &str) -> Result<WheelName> {
         [n, v, _build, p, a, pl] => (n, v, [p, a, pl]),
         _ => bail!("`{file}` is not a wheel name (name-version[-build]-python-abi-platform.whl)"),
     };
+    let [python, abi, platform] = rest;
     Ok(WheelName {
         name: name.to_string(),
         version: version.to_string(),
-        python: rest[0].to_string(),
-        abi: rest[1].to_string(),
-        platform: rest[2].to_string(),
+        python: python.to_string(),
+        abi: abi.to_string(),
+        platform: platform.to_string(),
     })
 }
 

@@ -84,7 +84,7 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<BTreeMap<String, 
         .flat_map(|c| c.split_whitespace())
         .any(|w| w.starts_with("$PYTHON_") || w.starts_with("${PYTHON_"));
     if needs_python {
-        for (name, python) in crate::build_all::interpreters(layout)? {
+        for (name, python) in super::interpreters::interpreters(layout)? {
             vars.insert(format!("PYTHON_{}", name.to_uppercase()), path(python));
         }
     }

@@ -1,0 +1,138 @@
+//! The real steps of the experiment: CPython builds, maturin and the environments with the
+//! toolchain from the stacks (`toolchain`), one wheel per target (`wheels`), and its tests per
+//! interpreter and installer (`pytest`). Each recipe runs commands through xshell and keeps
+//! their output in the step's log; this module holds what they share.
+
+pub mod pytest;
+mod toolchain;
+mod wheels;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+pub use pytest::test;
+pub use toolchain::{cpython, environment, maturin};
+pub use wheels::{maturin_wheel, setuptools_wheel};
+
+use super::step::StepId;
+use crate::ops::interpreters::Platform;
+
+/// What a running step sees.
+pub type Ctx = super::run::Ctx<StepId>;
+
+/// The platform the recipes run on.
+pub const HOST: Platform = Platform::host();
+
+/// Paths and settings every recipe needs, fixed for one run.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub root: PathBuf,
+    /// Scratch space that survives between runs (build trees, cargo target dirs).
+    pub work: PathBuf,
+    pub constraints: PathBuf,
+}
+
+impl Env {
+    pub fn checkout(&self, project: &str) -> PathBuf {
+        self.root.join("checkouts").join(project)
+    }
+}
+
+/// Runs a command, keeps its output in the step's log, fails with the command named.
+pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
+    let line = cmd.to_string();
+    ctx.note(&format!("$ {line}"))?;
+    let out = cmd
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running `{line}`"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ctx.note(&stdout)?;
+    ctx.note(&String::from_utf8_lossy(&out.stderr))?;
+    if !out.status.success() {
+        bail!("`{line}` failed ({})", out.status);
+    }
+    Ok(stdout)
+}
+
+/// Where a step copies a checkout: its own folder, because steps run in parallel and the
+/// environments of both interpreters copy the same projects.
+pub fn scratch_src(work: &Path, step: &StepId, project: &str) -> PathBuf {
+    work.join("src").join(step.slug()).join(project)
+}
+
+/// A clean copy of a checkout's HEAD at `dest` (builds write into their source).
+fn export_to(sh: &Shell, ctx: &Ctx, env: &Env, project: &str, dest: &Path) -> Result<()> {
+    let co = env.checkout(project);
+    let tar = dest.with_extension("tar");
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest).with_context(|| format!("creating `{}`", dest.display()))?;
+    ctx.note(&format!(
+        "$ git -C {} archive -o {} HEAD",
+        co.display(),
+        tar.display()
+    ))?;
+    crate::git::Checkout::new(sh, &co).archive_head(&tar)?;
+    logged(ctx, cmd!(sh, "tar -xf {tar} -C {dest}"))?;
+    let _ = std::fs::remove_file(&tar);
+    Ok(())
+}
+
+/// A clean copy of a checkout's HEAD in the step's own scratch folder.
+fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBuf> {
+    let dest = scratch_src(&env.work, &ctx.name, project);
+    export_to(sh, ctx, env, project, &dest)?;
+    Ok(dest)
+}
+
+/// The wheel a step produced (exactly one).
+pub fn wheel_in(dir: &Path) -> Result<PathBuf> {
+    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading `{}`", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!(
+            "expected one wheel in `{}`, found {}",
+            dir.display(),
+            wheels.len()
+        ),
+    }
+}
+
+/// `cp -R from to`, making `to`'s parent first.
+fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating `{}`", parent.display()))?;
+    }
+    logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::interpreters::Flavour;
+
+    #[test]
+    fn parallel_steps_copy_sources_to_their_own_folders() {
+        // env/default and env/freethreaded once shared one copy of setuptools and one step
+        // deleted it while the other was building from it.
+        let work = Path::new("/w");
+        assert_ne!(
+            scratch_src(work, &StepId::Env(Flavour::Default), "setuptools"),
+            scratch_src(work, &StepId::Env(Flavour::Freethreaded), "setuptools")
+        );
+        assert_eq!(
+            scratch_src(work, &StepId::Env(Flavour::Default), "cffi"),
+            Path::new("/w/src/env-default/cffi")
+        );
+    }
+}

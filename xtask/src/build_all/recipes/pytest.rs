@@ -1,0 +1,331 @@
+//! The test recipe: a target's wheel installed into a fresh venv with pip or uv, the import
+//! check, and its tests with pytest. Like CPython's own test runner, a failed test is re-run
+//! once on its own: one that then passes is flaky (reported, not a failure), one that fails
+//! again is a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+use super::{Ctx, Env, HOST, copy_tree, logged, wheel_in};
+use crate::build_all::platform;
+use crate::build_all::report::{self, Counts};
+use crate::build_all::step::{Flavour, Installer, StepId};
+use crate::manifest::{Target, TestData};
+use crate::ops::interpreters::python_in;
+
+/// What to do after the first pytest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Passed,
+    /// Re-run these failed tests once, on their own.
+    Rerun(Vec<String>),
+    /// Failed with no test to blame (collection or usage error, crash): nothing to re-run.
+    Failed,
+}
+
+/// After the first run: whether it passed, and the node ids pytest recorded as failed.
+pub fn after_first_run(passed: bool, failed: Vec<String>) -> Next {
+    match (passed, failed.is_empty()) {
+        (true, _) => Next::Passed,
+        (false, true) => Next::Failed,
+        (false, false) => Next::Rerun(failed),
+    }
+}
+
+/// The cell's verdict once the re-run is done: the re-run tests are flaky if it passed.
+pub fn after_rerun(rerun: Vec<String>, passed: bool) -> Result<Vec<String>, Vec<String>> {
+    if passed { Ok(rerun) } else { Err(rerun) }
+}
+
+/// The node ids in pytest's `lastfailed` cache file (a JSON object keyed by node id).
+pub fn last_failed(json: &str) -> Vec<String> {
+    serde_json::from_str::<BTreeMap<String, serde_json::Value>>(json)
+        .map(|m| {
+            m.into_iter()
+                .filter(|(_, v)| v.as_bool() != Some(false))
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The counts of a cell whose failed tests passed when re-run: those count as flaky.
+pub fn with_flaky(mut counts: Counts, flaky: &[String]) -> Counts {
+    let n = flaky.len() as u64;
+    counts.failed = counts.failed.saturating_sub(n);
+    counts.flaky = n;
+    counts
+}
+
+/// What a test cell leaves in its `result.json`: the counts and the flaky tests' node ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CellResult {
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky_tests: Vec<String>,
+}
+
+/// Installs the wheel (never rebuilt) into a fresh venv of one interpreter with pip or uv,
+/// checks the import (and that the free-threaded build keeps the GIL off), runs the tests.
+pub fn test(
+    env: &Env,
+    ctx: &Ctx,
+    project: &str,
+    target: &Target,
+    flavour: Flavour,
+    installer: Installer,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let base = python_in(HOST, ctx.dep(&StepId::CPython(flavour))?)?;
+    let env_dir = ctx.dep(&StepId::Env(flavour))?;
+    let venv = ctx.out.join("venv");
+    logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
+    let py = platform::venv_python(HOST, &venv);
+    let whl = wheel_in(ctx.dep(&StepId::Wheel(project.to_string()))?)?;
+    let cffi = wheel_in(&env_dir.join("wheels"))?;
+    let c = &env.constraints;
+    let reqs = &target.test_requires;
+    match installer {
+        Installer::Pip => {
+            logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
+            logged(
+                ctx,
+                cmd!(
+                    sh,
+                    "{py} -m pip install --quiet -c {c} {whl} {cffi} {reqs...}"
+                ),
+            )?;
+        }
+        Installer::Uv => {
+            let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
+            logged(
+                ctx,
+                cmd!(
+                    sh,
+                    "{uv} pip install --python {py} -c {c} {whl} {cffi} {reqs...}"
+                ),
+            )?;
+        }
+    }
+    let import = &target.import;
+    // The log also records which cffi the environment got (the stack's, not PyPI's).
+    let probe = format!(
+        "import sys, cffi, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); print('cffi', cffi.__version__, file=sys.stderr)"
+    );
+    let gil = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    if flavour.free_threaded() && gil.trim() != "False" {
+        bail!(
+            "importing `{import}` on the free-threaded build turned the GIL on (sys._is_gil_enabled() is {})",
+            gil.trim()
+        );
+    }
+    let tests = tests_copy(&sh, ctx, env, project, target)?;
+    sh.change_dir(&tests);
+    run_pytest(&sh, ctx, &py, target)
+}
+
+/// A copy holding only the tests and the pytest configuration, so the tests import the
+/// installed wheel and not the source tree.
+fn tests_copy(sh: &Shell, ctx: &Ctx, env: &Env, project: &str, target: &Target) -> Result<PathBuf> {
+    let src = env.checkout(project);
+    let tests = ctx.out.join("tests-run");
+    std::fs::create_dir_all(&tests).with_context(|| format!("creating `{}`", tests.display()))?;
+    for item in &target.test_files {
+        let from = src.join(item);
+        if from.exists() {
+            copy_tree(sh, ctx, &from, &tests.join(item))?;
+        } else if !target.test_files_are_default() {
+            // The default list is a guess; a list the stack wrote must be right.
+            bail!("`test_files` names `{item}`, which `checkouts/{project}` does not have");
+        }
+    }
+    for data in &target.test_data {
+        test_data(sh, ctx, env, data, &tests)?;
+    }
+    Ok(tests)
+}
+
+/// pytest over the tests, then once more over the ones that failed, alone (one process, the
+/// same environment and arguments, `--last-failed`). Writes `result.json`.
+fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
+    let junit = ctx.out.join("junit.xml");
+    // pytest's cache records the failed node ids; it lives in the step's output, so a
+    // run never sees an earlier run's failures.
+    let cache = format!("cache_dir={}", ctx.out.join("pytest-cache").display());
+    let workers: Vec<String> = match target.pytest_workers.unwrap_or(ctx.jobs) {
+        1 => vec![],
+        n => vec!["-n".into(), n.to_string()],
+    };
+    let args = &target.pytest;
+    let first = logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pytest {workers...} -o {cache} --junitxml={junit} {args...}"
+        ),
+    );
+    let counts = std::fs::read_to_string(&junit)
+        .map(|x| report::junit_counts(&x))
+        .unwrap_or_default();
+    let lastfailed = ctx
+        .out
+        .join("pytest-cache")
+        .join("v")
+        .join("cache")
+        .join("lastfailed");
+    let failed = last_failed(&std::fs::read_to_string(lastfailed).unwrap_or_default());
+    let mut result = CellResult {
+        counts,
+        flaky_tests: vec![],
+    };
+    let outcome = match after_first_run(first.is_ok(), failed) {
+        Next::Passed => Ok(()),
+        Next::Failed => first.map(|_| ()),
+        Next::Rerun(ids) => {
+            ctx.note(&format!(
+                "re-running {} failed test(s) once, on their own: {}",
+                ids.len(),
+                ids.join(" ")
+            ))?;
+            let rerun_junit = ctx.out.join("junit-rerun.xml");
+            let rerun = logged(
+                ctx,
+                cmd!(
+                    sh,
+                    "{py} -m pytest -o {cache} --junitxml={rerun_junit} --last-failed --last-failed-no-failures none {args...}"
+                ),
+            );
+            match after_rerun(ids, rerun.is_ok()) {
+                Ok(flaky) => {
+                    ctx.note(&format!("flaky (failed, then passed): {}", flaky.join(" ")))?;
+                    result.counts = with_flaky(result.counts, &flaky);
+                    result.flaky_tests = flaky;
+                    Ok(())
+                }
+                Err(ids) => rerun
+                    .map(|_| ())
+                    .with_context(|| format!("failed again when re-run: {}", ids.join(" "))),
+            }
+        }
+    };
+    crate::fsx::write_atomic(
+        &ctx.out.join("result.json"),
+        serde_json::to_string_pretty(&result)?.as_bytes(),
+    )?;
+    outcome
+}
+
+/// Copies a folder of another sdist (downloaded once, checked against its sha256) into the
+/// tests' copy.
+fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) -> Result<()> {
+    let (name, version) = data
+        .name_version()
+        .with_context(|| format!("`{}` is not `name==version`", data.sdist))?;
+    let cache = env.work.join("sdists");
+    let archive = match crate::pypi::cached(&cache, &data.sha256) {
+        Some(path) => path,
+        None => {
+            let sdist = crate::pypi::Index::fetch(sh, name)?.sdist(version)?;
+            crate::pypi::download(sh, &sdist, &data.sha256, &cache)
+                .with_context(|| format!("test data from {}", data.sdist))?
+        }
+    };
+    ctx.note(&format!(
+        "test data: {} ({})",
+        archive.display(),
+        data.sha256
+    ))?;
+    let unpacked = ctx.out.join("test-data-sdist");
+    // The same checks as a base sdist's import: nothing lands outside `unpacked`.
+    crate::pypi::unpack_sdist(&archive, &unpacked)?;
+    let from = unpacked.join(&data.path);
+    if !from.exists() {
+        bail!("{} has no `{}`", data.sdist, data.path);
+    }
+    copy_tree(sh, ctx, &from, &tests.join(&data.to))?;
+    let _ = std::fs::remove_dir_all(&unpacked);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_failed_test_is_rerun_once_and_classified() {
+        let t = "tests/test_x.py::test_decompressor_concurrency";
+        // (first run passed, failed ids, re-run passed) -> flaky, or failed
+        type Case = (bool, Vec<String>, Option<bool>, Result<Vec<String>, ()>);
+        let cases: Vec<Case> = vec![
+            (true, ids(&[]), None, Ok(ids(&[]))),
+            // Passed at the second try: flaky, not a failure.
+            (false, ids(&[t]), Some(true), Ok(ids(&[t]))),
+            // Failed again: a failure.
+            (false, ids(&[t]), Some(false), Err(())),
+            // Nothing recorded as failed (a collection error): no re-run, a failure.
+            (false, ids(&[]), None, Err(())),
+        ];
+        for (passed, failed, rerun, want) in cases {
+            let got = match after_first_run(passed, failed.clone()) {
+                Next::Passed => Ok(vec![]),
+                Next::Failed => Err(()),
+                Next::Rerun(r) => {
+                    assert_eq!(r, failed);
+                    let passed = rerun.expect("a re-run was expected");
+                    after_rerun(r, passed).map_err(|_| ())
+                }
+            };
+            assert_eq!(got, want, "{passed} {failed:?} {rerun:?}");
+        }
+    }
+
+    #[test]
+    fn flaky_tests_do_not_count_as_failed() {
+        let c = Counts {
+            passed: 157,
+            failed: 1,
+            skipped: 2,
+            flaky: 0,
+        };
+        let f = with_flaky(c, &ids(&["a::b"]));
+        assert_eq!((f.passed, f.failed, f.flaky, f.skipped), (157, 0, 1, 2));
+    }
+
+    #[test]
+    fn reads_pytests_last_failed() {
+        let json =
+            r#"{"tests/test_a.py::test_x[1-2]": true, "tests/test_b.py": true, "t::gone": false}"#;
+        assert_eq!(
+            last_failed(json),
+            ["tests/test_a.py::test_x[1-2]", "tests/test_b.py"]
+        );
+        assert!(last_failed("").is_empty());
+        assert!(last_failed("[1, 2").is_empty());
+    }
+
+    #[test]
+    fn cell_results_round_trip_and_read_old_files() {
+        let r = CellResult {
+            counts: Counts {
+                passed: 3,
+                failed: 0,
+                skipped: 0,
+                flaky: 1,
+            },
+            flaky_tests: ids(&["t::x"]),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<CellResult>(&text).unwrap(), r);
+        let old: CellResult =
+            serde_json::from_str(r#"{"passed": 3, "failed": 1, "skipped": 0}"#).unwrap();
+        assert_eq!((old.counts.failed, old.counts.flaky), (1, 0));
+    }
+}

@@ -1,0 +1,401 @@
+//! Tests of the runner with fake steps: caching, invalidation, failures, panics, leaves,
+//! `--keep-going`, `--only`/`--from`, parallelism and exclusive steps.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::graph::{Graph, Selection, StepSpec};
+use super::progress::{Mode, Progress};
+use super::run::*;
+
+type Action = super::run::Action<String>;
+type Ctx = super::run::Ctx<String>;
+type Summary = super::run::Summary<String>;
+type TestGraph = Graph<String>;
+
+mod cases {
+    use super::*;
+
+    struct World {
+        dir: PathBuf,
+        runs: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl World {
+        fn new(name: &str) -> World {
+            let dir = std::env::temp_dir().join(format!("xtask-run-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            World {
+                dir,
+                runs: Arc::new(Mutex::new(Vec::new())),
+            }
+        }
+        fn opts(&self, jobs: usize, keep_going: bool) -> Options {
+            Options {
+                jobs,
+                keep_going,
+                cache: self.dir.join("cache"),
+                logs: self.dir.join("logs"),
+            }
+        }
+        /// Steps that append their name to `runs`, write `out.txt` from their deps, and fail
+        /// when their name is in `failing`.
+        fn actions(&self, graph: &TestGraph, failing: &[&str]) -> BTreeMap<String, Action> {
+            graph
+                .steps
+                .iter()
+                .map(|s| {
+                    let runs = self.runs.clone();
+                    let fail = failing.contains(&s.name.as_str());
+                    let action: Action = Box::new(move |ctx: &Ctx| {
+                        runs.lock().unwrap().push(ctx.name.clone());
+                        let mut text = ctx.name.clone();
+                        for (d, p) in &ctx.deps {
+                            text.push_str(&format!(
+                                " <{d}:{}>",
+                                std::fs::read_to_string(p.join("out.txt"))?
+                            ));
+                        }
+                        std::fs::write(ctx.out.join("out.txt"), &text)?;
+                        ctx.note("some log line")?;
+                        if fail {
+                            bail!("step {} broke", ctx.name);
+                        }
+                        Ok(())
+                    });
+                    (s.name.clone(), action)
+                })
+                .collect()
+        }
+        fn run(
+            &self,
+            graph: &TestGraph,
+            sel: &Selection<String>,
+            failing: &[&str],
+            jobs: usize,
+            keep_going: bool,
+        ) -> Summary {
+            self.runs.lock().unwrap().clear();
+            let mut p = Progress::new(Mode::Quiet);
+            execute(
+                graph,
+                &self.actions(graph, failing),
+                sel,
+                &self.opts(jobs, keep_going),
+                &mut p,
+            )
+            .unwrap()
+        }
+        fn ran(&self) -> Vec<String> {
+            let mut r = self.runs.lock().unwrap().clone();
+            r.sort();
+            r
+        }
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn spec(name: &str, deps: &[&str], input: &str) -> StepSpec<String> {
+        StepSpec {
+            exclusive: false,
+            leaf: false,
+            name: name.into(),
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            inputs: vec![("in".into(), input.into())],
+        }
+    }
+
+    fn graph(setuptools: &str) -> TestGraph {
+        Graph::new(vec![
+            spec("cpython/default", &[], "c"),
+            spec("cpython/ft", &[], "c"),
+            spec("maturin", &[], "m"),
+            spec("toolchain/ft", &["cpython/ft"], setuptools),
+            spec("wheel", &["toolchain/ft", "maturin"], "w"),
+            spec("test/default", &["wheel", "cpython/default"], "t"),
+            spec("test/ft", &["wheel", "cpython/ft"], "t"),
+        ])
+        .unwrap()
+    }
+
+    fn n(name: &str) -> String {
+        name.to_string()
+    }
+
+    fn all(g: &TestGraph) -> Selection<String> {
+        g.select(&[], None).unwrap()
+    }
+
+    #[test]
+    fn runs_everything_once_then_nothing() {
+        let w = World::new("once");
+        let g = graph("s1");
+        let s = w.run(&g, &all(&g), &[], 2, false);
+        assert_eq!(w.ran().len(), 7);
+        assert!(s.results.iter().all(|r| r.status == Status::Built));
+        let out =
+            std::fs::read_to_string(s.get(&n("test/ft")).unwrap().out.join("out.txt")).unwrap();
+        assert!(
+            out.starts_with("test/ft <cpython/ft:cpython/ft> <wheel:wheel <maturin:maturin>"),
+            "{out}"
+        );
+        let again = w.run(&g, &all(&g), &[], 2, false);
+        assert!(w.ran().is_empty());
+        assert!(again.results.iter().all(|r| r.status == Status::Cached));
+    }
+
+    #[test]
+    fn a_changed_input_reruns_that_step_and_its_dependents_only() {
+        let w = World::new("invalidate");
+        w.run(&graph("s1"), &all(&graph("s1")), &[], 2, false);
+        let g2 = graph("s2");
+        w.run(&g2, &all(&g2), &[], 2, false);
+        assert_eq!(
+            w.ran(),
+            ["test/default", "test/ft", "toolchain/ft", "wheel"]
+        );
+    }
+
+    #[test]
+    fn a_failed_step_leaves_no_entry_and_blocks_its_dependents() {
+        let w = World::new("fail");
+        let g = graph("s1");
+        let s = w.run(&g, &all(&g), &["toolchain/ft"], 1, false);
+        let tc = s.get(&n("toolchain/ft")).unwrap();
+        assert_eq!(tc.status, Status::Failed);
+        assert!(
+            tc.error
+                .as_deref()
+                .unwrap()
+                .contains("step toolchain/ft broke")
+        );
+        assert!(
+            !entry_dir(&w.dir.join("cache"), "toolchain/ft", &tc.key)
+                .join(".xtask-ok")
+                .exists()
+        );
+        assert_eq!(s.get(&n("wheel")).unwrap().status, Status::Blocked);
+        assert!(
+            tail(&log_path(&w.dir.join("logs"), &"toolchain/ft"), 40).contains("some log line")
+        );
+        // Fixed, the rerun does the failed step and what it blocked, and nothing else.
+        w.run(&g, &all(&g), &[], 1, false);
+        let mut ran = w.ran();
+        ran.retain(|r| !r.starts_with("cpython") && r != "maturin");
+        assert_eq!(ran, ["test/default", "test/ft", "toolchain/ft", "wheel"]);
+    }
+
+    #[test]
+    fn keep_going_runs_what_does_not_depend_on_the_failure() {
+        let w = World::new("keep-going");
+        let g = graph("s1");
+        // Without --keep-going, one job, the run stops at the failure: maturin never starts.
+        let s = w.run(&g, &all(&g), &["cpython/ft"], 1, false);
+        assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Blocked);
+        let s = w.run(&g, &all(&g), &["cpython/ft"], 1, true);
+        assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Built);
+        assert_eq!(s.get(&n("test/default")).unwrap().status, Status::Blocked);
+        assert_eq!(s.get(&n("cpython/default")).unwrap().status, Status::Cached);
+    }
+
+    #[test]
+    fn an_interrupted_entry_without_the_marker_is_redone() {
+        let w = World::new("interrupted");
+        let g = graph("s1");
+        w.run(&g, &all(&g), &[], 2, false);
+        // As if killed while writing the wheel: output there, marker not yet.
+        let dir = entry_dir(&w.dir.join("cache"), "wheel", g.key(&n("wheel")).unwrap());
+        std::fs::remove_file(dir.join(".xtask-ok")).unwrap();
+        std::fs::write(dir.join("half.txt"), "half").unwrap();
+        w.run(&g, &all(&g), &[], 2, false);
+        // Same key, so what depends on it stays cached.
+        assert_eq!(w.ran(), ["wheel"]);
+        assert!(!dir.join("half.txt").exists());
+        assert!(dir.join(".xtask-ok").exists());
+    }
+
+    #[test]
+    fn only_and_from() {
+        let w = World::new("only-from");
+        let g = graph("s1");
+        w.run(
+            &g,
+            &g.select(&["toolchain".into()], None).unwrap(),
+            &[],
+            2,
+            false,
+        );
+        assert_eq!(w.ran(), ["cpython/ft", "toolchain/ft"]);
+        w.run(&g, &all(&g), &[], 2, false);
+        w.run(&g, &g.select(&[], Some("wheel")).unwrap(), &[], 2, false);
+        assert_eq!(w.ran(), ["test/default", "test/ft", "wheel"]);
+    }
+
+    #[test]
+    fn independent_steps_run_in_parallel_up_to_jobs() {
+        let w = World::new("parallel");
+        let g = Graph::new(vec![
+            spec("a", &[], ""),
+            spec("b", &[], ""),
+            spec("c", &[], ""),
+        ])
+        .unwrap();
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate_rx));
+        let actions: BTreeMap<String, Action> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let (now, peak, gate) = (now.clone(), peak.clone(), gate.clone());
+                let action: Action = Box::new(move |_ctx: &Ctx| {
+                    let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(cur, Ordering::SeqCst);
+                    // Wait until the test lets one step finish.
+                    gate.lock().unwrap().recv().unwrap();
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                });
+                (n.to_string(), action)
+            })
+            .collect();
+        let opener = std::thread::spawn(move || {
+            for want in [2, 2, 1] {
+                // Release one step only once `want` are running at the same time.
+                while now_running(&now) < want {
+                    std::thread::yield_now();
+                }
+                gate_tx.send(()).unwrap();
+            }
+        });
+        fn now_running(n: &AtomicUsize) -> usize {
+            n.load(Ordering::SeqCst)
+        }
+        let mut p = Progress::new(Mode::Quiet);
+        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
+        opener.join().unwrap();
+        assert!(s.results.iter().all(|r| r.status == Status::Built));
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "two at once, never three");
+    }
+
+    #[test]
+    fn an_exclusive_step_runs_alone() {
+        let w = World::new("exclusive");
+        let mut specs = vec![spec("a", &[], ""), spec("t", &[], ""), spec("b", &[], "")];
+        specs[1].exclusive = true;
+        let g = Graph::new(specs).unwrap();
+        let now = Arc::new(AtomicUsize::new(0));
+        let alone = Arc::new(Mutex::new(Vec::new()));
+        let actions: BTreeMap<String, Action> = ["a", "t", "b"]
+            .iter()
+            .map(|n| {
+                let (now, alone) = (now.clone(), alone.clone());
+                let action: Action = Box::new(move |ctx: &Ctx| {
+                    let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                    // Sampled mid-run: how many steps run alongside this one.
+                    let seen = now.load(Ordering::SeqCst).max(cur);
+                    alone.lock().unwrap().push((ctx.name.clone(), seen));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                });
+                (n.to_string(), action)
+            })
+            .collect();
+        let mut p = Progress::new(Mode::Quiet);
+        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
+        assert!(s.results.iter().all(|r| r.status == Status::Built));
+        let alone = alone.lock().unwrap().clone();
+        let t = alone.iter().find(|(n, _)| n == "t").unwrap();
+        assert_eq!(t.1, 1, "the exclusive step ran with others: {alone:?}");
+        // Without it the other two still share the cores.
+        assert!(
+            alone.iter().any(|(n, seen)| n != "t" && *seen == 2),
+            "{alone:?}"
+        );
+    }
+
+    #[test]
+    fn a_panicking_step_fails_and_the_run_ends() {
+        // Once, the runner waited forever for a step whose thread had panicked: the run
+        // goes on a thread of its own here, so a hang fails the test instead of hanging it.
+        for keep_going in [false, true] {
+            let w = World::new(&format!("panic-{keep_going}"));
+            let g = graph("s1");
+            let mut actions = w.actions(&g, &[]);
+            actions.insert(
+                n("toolchain/ft"),
+                Box::new(|_ctx: &Ctx| -> anyhow::Result<()> {
+                    let state: Vec<u8> = Vec::new();
+                    // As a recipe indexing state it read from disk would.
+                    let _ = state[3];
+                    Ok(())
+                }),
+            );
+            let (tx, rx) = mpsc::channel();
+            let (g2, opts) = (g.clone(), w.opts(2, keep_going));
+            std::thread::spawn(move || {
+                let mut p = Progress::new(Mode::Quiet);
+                let _ = tx.send(execute(&g2, &actions, &all(&g2), &opts, &mut p));
+            });
+            let s = rx
+                .recv_timeout(Duration::from_secs(300))
+                .expect("the run never ended")
+                .unwrap();
+            let tc = s.get(&n("toolchain/ft")).unwrap();
+            assert_eq!(tc.status, Status::Failed);
+            let error = tc.error.as_deref().unwrap();
+            assert!(
+                error.contains("the step panicked: index out of bounds"),
+                "{error}"
+            );
+            assert!(
+                !entry_dir(&w.dir.join("cache"), "toolchain/ft", &tc.key)
+                    .join(DONE_MARKER)
+                    .exists()
+            );
+            assert_eq!(s.get(&n("wheel")).unwrap().status, Status::Blocked);
+            assert_eq!(s.failed().len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_failed_leaf_stops_nothing_else() {
+        let w = World::new("leaves");
+        // Two targets' test cells; one job, so without the leaf rule the first failure
+        // would stop the run before the other target's cells start.
+        let mut specs = vec![
+            spec("cpython", &[], "c"),
+            spec("a/wheel", &["cpython"], "a"),
+            spec("b/wheel", &["cpython"], "b"),
+            spec("a/test/1", &["a/wheel"], "t"),
+            spec("a/test/2", &["a/wheel"], "t"),
+            spec("b/test/1", &["b/wheel"], "t"),
+            spec("b/test/2", &["b/wheel"], "t"),
+        ];
+        for s in &mut specs {
+            s.leaf = s.name.contains("/test/");
+        }
+        let g = Graph::new(specs).unwrap();
+        let s = w.run(&g, &all(&g), &["a/test/1"], 1, false);
+        assert_eq!(s.get(&n("a/test/1")).unwrap().status, Status::Failed);
+        for other in ["a/test/2", "b/wheel", "b/test/1", "b/test/2"] {
+            assert_eq!(s.get(&n(other)).unwrap().status, Status::Built, "{other}");
+        }
+        assert_eq!(s.failed().len(), 1, "the run still says something failed");
+        // A failed step that is not a leaf still stops the run.
+        let w = World::new("leaves-2");
+        let s = w.run(&g, &all(&g), &["a/wheel"], 1, false);
+        assert_eq!(s.get(&n("a/wheel")).unwrap().status, Status::Failed);
+        assert_eq!(s.get(&n("b/test/1")).unwrap().status, Status::Blocked);
+    }
+}

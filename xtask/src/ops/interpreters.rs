@@ -1,0 +1,278 @@
+//! The interpreters build-all builds, as any command finds them: the two CPython flavours,
+//! the CPython steps' key inputs, the step cache's layout (keys, entry folders, the done
+//! marker) and where an install keeps its interpreter. build-all writes this cache; `verify`
+//! and export-prs only read it, through here, so no command imports another.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use xshell::{Shell, cmd};
+
+use crate::stack::{Layout, hex};
+
+/// The CPython builds of the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flavour {
+    /// GIL-enabled.
+    Default,
+    /// `--disable-gil`.
+    Freethreaded,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Default, Flavour::Freethreaded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Default => "default",
+            Flavour::Freethreaded => "freethreaded",
+        }
+    }
+
+    pub fn free_threaded(self) -> bool {
+        self == Flavour::Freethreaded
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Flavour {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Flavour> {
+        Flavour::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .with_context(|| format!("no CPython flavour `{s}` (default, freethreaded)"))
+    }
+}
+
+/// The platform's conventions for file names and layouts, passed as a value so that the
+/// Windows strings are tested on every machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Posix,
+    Windows,
+}
+
+impl Platform {
+    pub const fn host() -> Platform {
+        if cfg!(windows) {
+            Platform::Windows
+        } else {
+            Platform::Posix
+        }
+    }
+
+    /// A program's file name: `name.exe` on Windows.
+    pub fn exe(self, name: &str) -> String {
+        match self {
+            Platform::Windows => format!("{name}.exe"),
+            Platform::Posix => name.to_string(),
+        }
+    }
+}
+
+/// Revision of the CPython recipe, part of the CPython steps' keys (0 adds nothing): bump it
+/// when the recipe changes what it produces.
+pub const CPYTHON_RECIPE: u32 = 0;
+
+/// The file that makes a cache entry count, holding its key; written last.
+pub const DONE_MARKER: &str = ".xtask-ok";
+
+/// A CPython step's name, `cpython/<flavour>`.
+pub fn cpython_step(flavour: Flavour) -> String {
+    format!("cpython/{flavour}")
+}
+
+/// Everything a CPython step's key holds: the tree it builds, the flavour, the C compiler
+/// and the recipe's revision. It needs no other step.
+pub fn cpython_inputs(tree: &str, cc: &str, flavour: Flavour) -> Vec<(String, String)> {
+    let mut inputs = vec![
+        ("tree".to_string(), tree.to_string()),
+        (
+            "disable-gil".to_string(),
+            flavour.free_threaded().to_string(),
+        ),
+        ("cc".to_string(), cc.to_string()),
+    ];
+    if CPYTHON_RECIPE != 0 {
+        inputs.push(("recipe".into(), CPYTHON_RECIPE.to_string()));
+    }
+    inputs
+}
+
+/// A step's cache key: a hash of its name, its inputs and its dependencies' names and keys.
+pub fn step_key(name: &str, inputs: &[(String, String)], deps: &[(String, String)]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"xtask-step-v1\0");
+    h.update(name.as_bytes());
+    for (label, value) in inputs {
+        h.update(b"\0i\0");
+        h.update(label.as_bytes());
+        h.update(b"=");
+        h.update(value.as_bytes());
+    }
+    for (dep, key) in deps {
+        h.update(b"\0d\0");
+        h.update(dep.as_bytes());
+        h.update(b"=");
+        h.update(key.as_bytes());
+    }
+    hex(&h.finalize()).chars().take(16).collect()
+}
+
+/// `cache/<step>/<key>`; the step name's `/` become folders.
+pub fn entry_dir(cache: &Path, step: &str, key: &str) -> PathBuf {
+    cache.join(step).join(key)
+}
+
+/// Whether a cache entry holds a finished step with this key.
+pub fn is_done(dir: &Path, key: &str) -> bool {
+    std::fs::read_to_string(dir.join(DONE_MARKER)).is_ok_and(|k| k.trim() == key)
+}
+
+/// The C compiler's first `--version` line: part of the CPython steps' keys. No compiler, or
+/// one that prints nothing, is an error naming it.
+pub fn cc_version(sh: &Shell) -> Result<String> {
+    let out = cmd!(sh, "cc --version")
+        .quiet()
+        .read()
+        .context("running `cc --version` (build-all needs a C compiler named `cc` on PATH)")?;
+    first_line("cc --version", &out)
+}
+
+/// The first non-empty line of a tool's `--version` output, or an error naming the tool.
+pub fn first_line(command: &str, out: &str) -> Result<String> {
+    match out.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) => Ok(line.to_string()),
+        None => bail!("`{command}` printed nothing; cannot tell which version it is"),
+    }
+}
+
+/// The interpreter a CPython install provides: `bin/python3` (or `python3.XXt`) on POSIX;
+/// `python.exe` or `python3.XXt.exe` at the top of a Windows layout.
+pub fn python_in(platform: Platform, prefix: &Path) -> Result<PathBuf> {
+    let bin = match platform {
+        Platform::Windows => prefix.to_path_buf(),
+        Platform::Posix => prefix.join("bin"),
+    };
+    for name in ["python3", "python3t", "python"].map(|n| platform.exe(n)) {
+        if bin.join(&name).exists() {
+            return Ok(bin.join(&name));
+        }
+    }
+    let suffix = platform.exe("");
+    let found = std::fs::read_dir(&bin)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("python3.") && n.ends_with(&suffix) && !n.ends_with("-config")
+            })
+        });
+    found.with_context(|| format!("no python3 in `{}`", bin.display()))
+}
+
+/// The interpreters build-all built from the current CPython checkout (`default`,
+/// `freethreaded`), for commands that run on them; an error says how to build a missing one.
+pub fn interpreters(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
+    if !layout.projects()?.iter().any(|p| p == "cpython") {
+        bail!(
+            "there is no `cpython` stack in {}, so build-all has built no interpreters",
+            layout.show(&layout.patches())
+        );
+    }
+    let cc = cc_version(&Shell::new()?)?;
+    let tree = git2::Repository::open(layout.checkout("cpython"))
+        .and_then(|repo| Ok(repo.head()?.peel_to_tree()?.id().to_string()))
+        .context("reading the CPython checkout (run `cargo xtask sync cpython`)")?;
+    let cache = layout.xtask_target().join("cache");
+    let mut out = Vec::new();
+    for flavour in Flavour::ALL {
+        let step = cpython_step(flavour);
+        let key = step_key(&step, &cpython_inputs(&tree, &cc, flavour), &[]);
+        let dir = entry_dir(&cache, &step, &key);
+        if !is_done(&dir, &key) {
+            bail!(
+                "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
+            );
+        }
+        out.push((flavour.to_string(), python_in(Platform::host(), &dir)?));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_and_cover_every_input() {
+        let inputs = cpython_inputs("t1", "cc 12", Flavour::Freethreaded);
+        let key = step_key("cpython/freethreaded", &inputs, &[]);
+        assert_eq!(key.len(), 16);
+        assert_eq!(key, step_key("cpython/freethreaded", &inputs, &[]));
+        assert_ne!(
+            key,
+            step_key(
+                "cpython/freethreaded",
+                &cpython_inputs("t1", "cc 13", Flavour::Freethreaded),
+                &[]
+            )
+        );
+        assert_ne!(
+            key,
+            step_key(
+                "cpython/default",
+                &cpython_inputs("t1", "cc 12", Flavour::Default),
+                &[]
+            )
+        );
+    }
+
+    #[test]
+    fn a_tool_that_prints_nothing_is_named() {
+        assert_eq!(
+            first_line("cc --version", "\ncc (Debian) 12\nmore").unwrap(),
+            "cc (Debian) 12"
+        );
+        let err = first_line("rustc --version", "  \n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`rustc --version` printed nothing"), "{err}");
+    }
+
+    #[test]
+    fn interpreters_in_each_layout() {
+        let dir = std::env::temp_dir().join(format!("xtask-interp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin").join("python3.15t"), "").unwrap();
+        std::fs::write(dir.join("bin").join("python3.15t-config"), "").unwrap();
+        std::fs::write(dir.join("python3.15t.exe"), "").unwrap();
+        assert_eq!(
+            python_in(Platform::Posix, &dir).unwrap(),
+            dir.join("bin").join("python3.15t")
+        );
+        assert_eq!(
+            python_in(Platform::Windows, &dir).unwrap(),
+            dir.join("python3.15t.exe")
+        );
+        std::fs::write(dir.join("python.exe"), "").unwrap();
+        assert_eq!(
+            python_in(Platform::Windows, &dir).unwrap(),
+            dir.join("python.exe")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
