@@ -327,7 +327,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// An archive `download` kept in `cache` with this sha256, found without the index.
 pub fn cached(cache: &Path, sha256: &str) -> Option<PathBuf> {
-    std::fs::read_dir(cache.join(sha256))
+    fs_err::read_dir(cache.join(sha256))
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -361,17 +361,17 @@ pub fn download(sh: &Shell, sdist: &Sdist, want_sha256: &str, cache: &Path) -> R
     .run()
     .with_context(|| format!("downloading {url}"));
     if let Err(e) = fetched {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
         return Err(e);
     }
     let got = sha256_file(&tmp)?;
     if got != want_sha256 {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
         bail!(
             "{url} has sha256 {got}, but the stack pins {want_sha256}; the file was not kept. If the new file is trusted, update the sha256 pinned in stack.yaml"
         );
     }
-    std::fs::rename(&tmp, &path)?;
+    fs_err::rename(&tmp, &path)?;
     Ok(path)
 }
 
@@ -405,7 +405,7 @@ pub fn import(
     scratch: &Path,
 ) -> Result<String> {
     let tmp = scratch.join(format!("unpack-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = fs_err::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
     let sh = co.sh;
     let result = (|| -> Result<String> {
@@ -419,7 +419,7 @@ pub fn import(
         let message = format!("Import {name} {version} sdist from PyPI\n\nsha256: {sha256}\n");
         co.commit_tree_from_dir(&tmp, &message)
     })();
-    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = fs_err::remove_dir_all(&tmp);
     let id = result?;
     co.update_ref(&import_ref(sha256), &id, "xtask: import sdist")?;
     Ok(id)
@@ -432,23 +432,23 @@ mod tests {
     #[test]
     fn cached_archives_are_found_by_sha256_without_the_index() {
         let cache = std::env::temp_dir().join(format!("xtask-pypi-cached-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&cache);
+        let _ = fs_err::remove_dir_all(&cache);
         let body = b"an sdist";
         let sha = hex(&Sha256::digest(body));
         assert_eq!(cached(&cache, &sha), None);
-        std::fs::create_dir_all(cache.join(&sha)).unwrap();
+        fs_err::create_dir_all(cache.join(&sha)).unwrap();
         // A partial download is never taken for the archive.
-        std::fs::write(cache.join(&sha).join(".x-1.0.tar.gz.part-7"), body).unwrap();
+        fs_err::write(cache.join(&sha).join(".x-1.0.tar.gz.part-7"), body).unwrap();
         assert_eq!(cached(&cache, &sha), None);
-        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), body).unwrap();
+        fs_err::write(cache.join(&sha).join("x-1.0.tar.gz"), body).unwrap();
         assert_eq!(
             cached(&cache, &sha),
             Some(cache.join(&sha).join("x-1.0.tar.gz"))
         );
         // A file whose content no longer matches is not used.
-        std::fs::write(cache.join(&sha).join("x-1.0.tar.gz"), b"changed").unwrap();
+        fs_err::write(cache.join(&sha).join("x-1.0.tar.gz"), b"changed").unwrap();
         assert_eq!(cached(&cache, &sha), None);
-        std::fs::remove_dir_all(&cache).unwrap();
+        fs_err::remove_dir_all(&cache).unwrap();
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let manifest = layout.show(&project.manifest_path);
     let mut on_disk = Vec::new();
-    for entry in std::fs::read_dir(&project.dir)? {
+    for entry in fs_err::read_dir(&project.dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.ends_with(".patch") {
             on_disk.push(name);
@@ -163,8 +163,7 @@ pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
         let path = project.patch_path(name);
         let shown = layout.show(&path);
         // Lossy: a patch to a Latin-1 file is still a patch; only the names we read must be UTF-8.
-        let Ok(text) = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned())
-        else {
+        let Ok(text) = fs_err::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
             let line = project
                 .text
                 .lines()
@@ -282,7 +281,7 @@ impl CheckoutState {
 
     /// Reads the record; a missing, unreadable or foreign-version record counts as none.
     pub fn read(checkout: &Path) -> Option<CheckoutState> {
-        let text = std::fs::read_to_string(Self::path(checkout)).ok()?;
+        let text = fs_err::read_to_string(Self::path(checkout)).ok()?;
         let state: CheckoutState = serde_json::from_str(&text).ok()?;
         (state.version == STATE_VERSION).then_some(state)
     }
@@ -294,6 +293,6 @@ impl CheckoutState {
 
     /// Forgets the record (as after a first sync that never finished).
     pub fn remove(checkout: &Path) {
-        let _ = std::fs::remove_file(Self::path(checkout));
+        let _ = fs_err::remove_file(Self::path(checkout));
     }
 }

@@ -104,7 +104,7 @@ impl Args {
         }
         let durations_path = target_dir.join("durations.json");
         let mut progress = progress::Progress::new(progress::Mode::detect(self.quiet));
-        progress.expected = std::fs::read_to_string(&durations_path)
+        progress.expected = fs_err::read_to_string(&durations_path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
@@ -489,7 +489,7 @@ fn make_report(
                         } else {
                             Some(r.out.join("result.json"))
                         };
-                        dir.and_then(|p| std::fs::read_to_string(p).ok())
+                        dir.and_then(|p| fs_err::read_to_string(p).ok())
                     })
                     .and_then(|t| serde_json::from_str(&t).ok());
                 matrix.push(report::Row {

@@ -75,7 +75,7 @@ pub fn python_in(prefix: &Path) -> Result<PathBuf> {
             return Ok(bin.join(&name));
         }
     }
-    let found = std::fs::read_dir(&bin)
+    let found = fs_err::read_dir(&bin)
         .ok()
         .into_iter()
         .flatten()
@@ -154,8 +154,8 @@ fn cpython_posix(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
     let sh = Shell::new()?;
     let src = env.checkout("cpython");
     let build = env.work.join(ctx.name.replace('/', "-"));
-    let _ = std::fs::remove_dir_all(&build);
-    std::fs::create_dir_all(&build)?;
+    let _ = fs_err::remove_dir_all(&build);
+    fs_err::create_dir_all(&build)?;
     sh.change_dir(&build);
     let prefix = &ctx.out;
     let configure = src.join("configure");
@@ -169,7 +169,7 @@ fn cpython_posix(env: &Env, ctx: &Ctx, free_threaded: bool) -> Result<()> {
     logged(ctx, cmd!(sh, "make {jobs}"))?;
     logged(ctx, cmd!(sh, "make install"))?;
     // The build tree is only needed while building.
-    let _ = std::fs::remove_dir_all(&build);
+    let _ = fs_err::remove_dir_all(&build);
     Ok(())
 }
 
@@ -262,8 +262,8 @@ fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBu
     let co = env.checkout(project);
     let dest = scratch_src(&env.work, &ctx.name, project);
     let tar = dest.with_extension("tar");
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::create_dir_all(&dest)?;
+    let _ = fs_err::remove_dir_all(&dest);
+    fs_err::create_dir_all(&dest)?;
     ctx.note(&format!(
         "$ git -C {} archive -o {} HEAD",
         co.display(),
@@ -271,14 +271,14 @@ fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBu
     ))?;
     crate::git::Checkout::new(sh, &co).archive_head(&tar)?;
     logged(ctx, cmd!(sh, "tar -xf {tar} -C {dest}"))?;
-    let _ = std::fs::remove_file(&tar);
+    let _ = fs_err::remove_file(&tar);
     Ok(dest)
 }
 
 /// PyO3's crates in its checkout, as `[patch.crates-io]` entries.
 fn pyo3_patch(pyo3: &Path) -> Result<String> {
     let mut out = String::from("[patch.crates-io]\n");
-    for entry in std::fs::read_dir(pyo3)? {
+    for entry in fs_err::read_dir(pyo3)? {
         let path = entry?.path();
         let name = path
             .file_name()
@@ -305,8 +305,8 @@ pub fn maturin_wheel(
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
     let pyo3 = env.checkout("pyo3");
-    std::fs::create_dir_all(src.join(".cargo"))?;
-    std::fs::write(src.join(".cargo").join("config.toml"), pyo3_patch(&pyo3)?)?;
+    fs_err::create_dir_all(src.join(".cargo"))?;
+    fs_err::write(src.join(".cargo").join("config.toml"), pyo3_patch(&pyo3)?)?;
     sh.change_dir(&src);
     // Resolving with the patch rewrites the copy's Cargo.lock, so `locked = true` builds pass,
     // and shows where each pyo3 crate comes from.
@@ -352,7 +352,7 @@ fn pip_wheel(sh: &Shell, ctx: &Ctx, py: &Path, src: &Path, python_tag: &str) -> 
         ),
     );
     if let Err(e) = built {
-        let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
+        let log = fs_err::read_to_string(&ctx.log).unwrap_or_default();
         return Err(match setuptools_refusal(&log) {
             Some(hint) => e.context(hint),
             None => e,
@@ -389,7 +389,7 @@ pub fn setuptools_wheel(
 
 /// The wheel a step produced (exactly one).
 pub fn wheel_in(dir: &Path) -> Result<PathBuf> {
-    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let wheels: Vec<PathBuf> = fs_err::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -488,7 +488,7 @@ pub fn test(
     // import the installed wheel and not the source tree.
     let src = env.checkout(project);
     let tests = ctx.out.join("tests-run");
-    std::fs::create_dir_all(&tests)?;
+    fs_err::create_dir_all(&tests)?;
     for item in &target.test_files {
         let from = src.join(item);
         if from.exists() {
@@ -515,7 +515,7 @@ pub fn test(
             "{py} -m pytest {workers...} -p no:cacheprovider --junitxml={junit} {args...}"
         ),
     );
-    let counts = std::fs::read_to_string(&junit)
+    let counts = fs_err::read_to_string(&junit)
         .map(|x| super::report::junit_counts(&x))
         .unwrap_or_default();
     crate::fsx::write_atomic(
@@ -546,11 +546,11 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
         data.sha256
     ))?;
     let unpacked = ctx.out.join("test-data-sdist");
-    let _ = std::fs::remove_dir_all(&unpacked);
-    std::fs::create_dir_all(&unpacked)?;
+    let _ = fs_err::remove_dir_all(&unpacked);
+    fs_err::create_dir_all(&unpacked)?;
     logged(ctx, cmd!(sh, "tar -xzf {archive} -C {unpacked}"))?;
     // An sdist holds one top-level `name-version/` folder.
-    let top: Vec<PathBuf> = std::fs::read_dir(&unpacked)?
+    let top: Vec<PathBuf> = fs_err::read_dir(&unpacked)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.is_dir())
@@ -567,14 +567,14 @@ fn test_data(sh: &Shell, ctx: &Ctx, env: &Env, data: &TestData, tests: &Path) ->
         bail!("{} has no `{}`", data.sdist, data.path);
     }
     copy_tree(sh, ctx, &from, &tests.join(&data.to))?;
-    let _ = std::fs::remove_dir_all(&unpacked);
+    let _ = fs_err::remove_dir_all(&unpacked);
     Ok(())
 }
 
 /// `cp -R from to`, making `to`'s parent first.
 fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
+        fs_err::create_dir_all(parent)?;
     }
     logged(ctx, cmd!(sh, "cp -R {from} {to}"))?;
     Ok(())

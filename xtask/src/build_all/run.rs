@@ -40,7 +40,7 @@ impl Ctx {
     /// Appends a line to the step's log.
     pub fn note(&self, text: &str) -> Result<()> {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
+        let mut f = fs_err::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
@@ -114,7 +114,7 @@ pub fn log_path(logs: &Path, step: &str) -> PathBuf {
 
 /// Whether a cache entry holds a finished step with this key.
 pub fn is_done(dir: &Path, key: &str) -> bool {
-    std::fs::read_to_string(dir.join(".xtask-ok")).is_ok_and(|k| k.trim() == key)
+    fs_err::read_to_string(dir.join(".xtask-ok")).is_ok_and(|k| k.trim() == key)
 }
 
 /// Runs the selected steps. Failures are results, not errors; errors are about the runner.
@@ -208,7 +208,7 @@ pub fn execute(
                         jobs: opts.jobs,
                     };
                     // A leftover without the marker is a failed or interrupted attempt.
-                    let _ = std::fs::remove_dir_all(&out);
+                    let _ = fs_err::remove_dir_all(&out);
                     std::fs::create_dir_all(&out)
                         .with_context(|| format!("creating `{}`", out.display()))?;
                     fsx::write_atomic(&ctx.log, format!("# {} (key {key})\n", s.name).as_bytes())?;
@@ -298,7 +298,7 @@ fn blocked(graph: &Graph, s: &super::graph::StepSpec) -> StepResult {
 
 /// The last `n` lines of a log, for failure reports.
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = fs_err::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -320,7 +320,7 @@ mod tests {
     impl World {
         fn new(name: &str) -> World {
             let dir = std::env::temp_dir().join(format!("xtask-run-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = fs_err::remove_dir_all(&dir);
             World {
                 dir,
                 runs: Arc::new(Mutex::new(Vec::new())),
@@ -349,10 +349,10 @@ mod tests {
                         for (d, p) in &ctx.deps {
                             text.push_str(&format!(
                                 " <{d}:{}>",
-                                std::fs::read_to_string(p.join("out.txt"))?
+                                fs_err::read_to_string(p.join("out.txt"))?
                             ));
                         }
-                        std::fs::write(ctx.out.join("out.txt"), &text)?;
+                        fs_err::write(ctx.out.join("out.txt"), &text)?;
                         ctx.note("some log line")?;
                         if fail {
                             bail!("step {} broke", ctx.name);
@@ -391,7 +391,7 @@ mod tests {
 
     impl Drop for World {
         fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = fs_err::remove_dir_all(&self.dir);
         }
     }
 
@@ -428,7 +428,7 @@ mod tests {
         let s = w.run(&g, &all(&g), &[], 2, false);
         assert_eq!(w.ran().len(), 7);
         assert!(s.results.iter().all(|r| r.status == Status::Built));
-        let out = std::fs::read_to_string(s.get("test/ft").unwrap().out.join("out.txt")).unwrap();
+        let out = fs_err::read_to_string(s.get("test/ft").unwrap().out.join("out.txt")).unwrap();
         assert!(
             out.starts_with("test/ft <cpython/ft:cpython/ft> <wheel:wheel <maturin:maturin>"),
             "{out}"
@@ -497,8 +497,8 @@ mod tests {
         w.run(&g, &all(&g), &[], 2, false);
         // As if killed while writing the wheel: output there, marker not yet.
         let dir = entry_dir(&w.dir.join("cache"), "wheel", g.key("wheel"));
-        std::fs::remove_file(dir.join(".xtask-ok")).unwrap();
-        std::fs::write(dir.join("half.txt"), "half").unwrap();
+        fs_err::remove_file(dir.join(".xtask-ok")).unwrap();
+        fs_err::write(dir.join("half.txt"), "half").unwrap();
         w.run(&g, &all(&g), &[], 2, false);
         // Same key, so what depends on it stays cached.
         assert_eq!(w.ran(), ["wheel"]);

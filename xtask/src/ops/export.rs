@@ -31,11 +31,11 @@ pub fn export_range(
     let scratch = layout
         .xtask_target()
         .join(format!("export-{}", project.name));
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("creating `{}`", scratch.display()))?;
     let exported = export(co, base, head, &scratch, project);
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
     exported
 }
 
@@ -52,7 +52,7 @@ fn export(
     // patch's content never rename its file.
     let mut old_names: Vec<(String, PatchName)> = Vec::new();
     for name in &project.stack.series {
-        if let Ok(text) = std::fs::read_to_string(project.patch_path(name))
+        if let Ok(text) = fs_err::read_to_string(project.patch_path(name))
             && let Ok(info) = patch::parse(&text)
         {
             old_names.push((info.subject, name.clone()));
