@@ -1,0 +1,52 @@
+//! Patch file names from `series`: the one type every name goes through, so a name the tool
+//! makes is as valid as one it reads.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// A patch file name from `series`: a plain file name ending in `.patch`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PatchName(String);
+
+impl PatchName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks a would-be patch file name; the error says what is wrong with it.
+    pub fn new(name: &str) -> Result<PatchName, String> {
+        let ok_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+        if !name.ends_with(".patch") || name.len() == ".patch".len() {
+            return Err(format!("patch name `{name}` must end in `.patch`"));
+        }
+        if !ok_chars || name.starts_with('.') || name.starts_with('-') {
+            return Err(format!(
+                "patch name `{name}` must be a plain file name (letters, digits, `-`, `_`, `.`, `+`)"
+            ));
+        }
+        let b = name.as_bytes();
+        if b.len() > 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
+            return Err(format!(
+                "patch name `{name}` has a number prefix; series order lives in `series`, so names carry none"
+            ));
+        }
+        Ok(PatchName(name.to_string()))
+    }
+}
+
+impl fmt::Display for PatchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PatchName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PatchName::new(&s).map_err(de::Error::custom)
+    }
+}
