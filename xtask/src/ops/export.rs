@@ -105,15 +105,15 @@ fn export(
     Ok(out)
 }
 
-fn unique_name(wanted: &str, used: &BTreeSet<String>) -> PatchName {
-    let stem = wanted.trim_end_matches(".patch");
-    let mut candidate = wanted.to_string();
+fn unique_name(wanted: &PatchName, used: &BTreeSet<String>) -> PatchName {
+    let stem = wanted.as_str().trim_end_matches(".patch");
+    let mut candidate = wanted.clone();
     let mut n = 2;
-    while used.contains(&candidate) {
-        candidate = format!("{stem}-{n}.patch");
+    while used.contains(candidate.as_str()) {
+        candidate = PatchName::from_stem(&format!("{stem}-{n}"));
         n += 1;
     }
-    PatchName::new(&candidate).expect("file_name_for makes valid names")
+    candidate
 }
 
 /// Writes the patch files, then `stack.yaml` (the commit point), then removes dropped files,
@@ -218,7 +218,14 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let used: BTreeSet<String> = ["x.patch".to_string(), "x-2.patch".to_string()].into();
-        assert_eq!(unique_name("x.patch", &used).as_str(), "x-3.patch");
-        assert_eq!(unique_name("y.patch", &used).as_str(), "y.patch");
+        let name = |s: &str| PatchName::new(s).unwrap();
+        assert_eq!(unique_name(&name("x.patch"), &used).as_str(), "x-3.patch");
+        assert_eq!(unique_name(&name("y.patch"), &used).as_str(), "y.patch");
+        // `2038.patch` taken: the next is `2038_2.patch`, not the numbered `2038-2.patch`.
+        let used: BTreeSet<String> = ["2038.patch".to_string()].into();
+        assert_eq!(
+            unique_name(&name("2038.patch"), &used).as_str(),
+            "2038_2.patch"
+        );
     }
 }
