@@ -67,6 +67,9 @@ pub fn with_base(text: &str, base: &Base) -> Result<String> {
         end += 1;
     }
     let new: Vec<String> = match base {
+        Base::Commit(id) if super::values::reads_as_number(id) => {
+            vec![format!("base: \"{id}\"")]
+        }
         Base::Commit(id) => vec![format!("base: {id}")],
         Base::Sdist { version, sha256 } => {
             vec![
@@ -103,6 +106,15 @@ mod tests {
         let out = with_base(GIT, &Base::Commit("a".repeat(40))).unwrap();
         assert_eq!(parse("s", &out).unwrap().base, Base::Commit("a".repeat(40)));
         assert!(out.starts_with("upstream: https://github.com/PyO3/pyo3\ntrack: main\nbase: aaaa"));
+        // An id YAML would read as a number is written quoted, so it reads back as written.
+        for id in [
+            "1".repeat(40),
+            format!("{}e{}", "1".repeat(20), "2".repeat(19)),
+        ] {
+            let out = with_base(GIT, &Base::Commit(id.clone())).unwrap();
+            assert!(out.contains(&format!("base: \"{id}\"\n")), "{out}");
+            assert_eq!(parse("s", &out).unwrap().base, Base::Commit(id));
+        }
         let pypi = "upstream:\n  pypi: x\ntrack: '>=1'\nbase:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5\nversion: 1\nseries: []\n";
         let sdist = Base::Sdist {
             version: "1.1".into(),

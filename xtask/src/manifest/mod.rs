@@ -7,10 +7,12 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 mod edit;
+mod guard;
 mod name;
 mod values;
 
 pub use edit::{with_base, with_series};
+pub use guard::{MAX_BRACKETS, MAX_DEPTH};
 pub use name::PatchName;
 pub use values::is_full_hex;
 
@@ -162,9 +164,24 @@ pub enum Base {
 }
 
 /// Parses `stack.yaml` text. Errors carry `file:line:column` when the parser knows them.
+///
+/// Before the parser sees the text, its nesting is capped ([`MAX_DEPTH`], [`MAX_BRACKETS`]):
+/// the parser's cost grows with the square of the nesting. Errors show at most the offending
+/// token, shortened, never a whole value.
 pub fn parse(file: &str, text: &str) -> Result<Stack> {
+    if let Some((line, column)) = guard::too_deep(text, MAX_DEPTH) {
+        bail!(
+            "{file}:{line}:{column}: nested deeper than {MAX_DEPTH} levels; a stack.yaml needs 5 (see docs/stack-format.md)"
+        );
+    }
+    let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if brackets > MAX_BRACKETS {
+        bail!(
+            "{file}: {brackets} `[` and `{{` characters; a stack.yaml may hold {MAX_BRACKETS} (see docs/stack-format.md)"
+        );
+    }
     let stack: Stack = serde_yaml::from_str(text).map_err(|e| {
-        let msg = strip_location(&e.to_string());
+        let msg = guard::sanitize(&strip_location(&e.to_string()));
         match e.location() {
             Some(loc) => anyhow::anyhow!("{file}:{}:{}: {msg}", loc.line(), loc.column()),
             None => anyhow::anyhow!("{file}: {msg}"),
@@ -207,13 +224,13 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
             if d.name_version().is_none() {
                 bail!(
                     "{file}:{at}:1: in `build.target.test_data`: `sdist: {}` is not `name==version`",
-                    d.sdist
+                    guard::token(&d.sdist)
                 );
             }
             if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 bail!(
                     "{file}:{at}:1: in `build.target.test_data`: `sha256` of `{}` is not 64 hex digits",
-                    d.sdist
+                    guard::token(&d.sdist)
                 );
             }
         }
@@ -222,8 +239,9 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
     for name in &stack.series {
         if !seen.insert(name) {
             bail!(
-                "{file}:{}:1: `{name}` appears twice in the series",
-                line_of("series")
+                "{file}:{}:1: `{}` appears twice in the series",
+                line_of("series"),
+                guard::token(name.as_str())
             );
         }
     }
@@ -342,5 +360,51 @@ mod tests {
             err.contains("stack.yaml:3:1: a git upstream needs a commit id"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn all_digit_base_is_an_error_unless_quoted() {
+        let digits = "1".repeat(40);
+        let text = GIT.replace("34f08c32dec2a3170fbe2e177910352489678816", &digits);
+        let err = parse("stack.yaml", &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("stack.yaml:3:7: base: YAML reads this commit id as a number"),
+            "{err}"
+        );
+        let text = GIT.replace(
+            "34f08c32dec2a3170fbe2e177910352489678816",
+            &format!("\"{digits}\""),
+        );
+        assert_eq!(
+            parse("stack.yaml", &text).unwrap().base,
+            Base::Commit(digits)
+        );
+    }
+
+    #[test]
+    fn nesting_is_capped_before_the_parser() {
+        let err = parse("s.yaml", &"[".repeat(400_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.yaml:1:16: nested deeper than 16 levels"),
+            "{err}"
+        );
+        let flat = format!("{GIT}verify: [{}]\n", "[], ".repeat(5000));
+        let err = parse("s.yaml", &flat).unwrap_err().to_string();
+        assert!(
+            err.starts_with("s.yaml: 5002 `[` and `{` characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_one_value_is_not_echoed() {
+        let secret = "https://someone:ghp_0123456789abcdefghij0123456789@github.com";
+        for text in [format!("{secret}\n"), format!("{GIT}prs: {secret}\n")] {
+            let err = parse("s.yaml", &text).unwrap_err().to_string();
+            assert!(err.starts_with("s.yaml:"), "{err}");
+            assert!(!err.contains("ghp_0123"), "{err}");
+        }
     }
 }

@@ -38,6 +38,15 @@ impl<'de> Deserialize<'de> for Upstream {
     }
 }
 
+const NUMERIC_BASE: &str = "YAML reads this commit id as a number (it is all digits, or digits and one `e`); quote it: `base: \"<id>\"`";
+
+/// Whether YAML would read a hex id written bare as a number rather than a string: only
+/// digits, or digits and an `e` (an exponent). Such ids are quoted when written.
+pub fn reads_as_number(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_digit() || b == b'e')
+        && id.bytes().filter(|&b| b == b'e').count() <= 1
+}
+
 impl<'de> Deserialize<'de> for Base {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -53,6 +62,24 @@ impl<'de> Deserialize<'de> for Base {
                     )));
                 }
                 Ok(Base::Commit(id.to_string()))
+            }
+            // YAML reads an all-digit id as a number, and a 40-digit one does not even fit
+            // an integer (it arrives as a rounded float), so the text is gone: say how to
+            // write it instead of guessing. `with_base` quotes such ids when it writes one.
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Base, E> {
+                Err(E::custom(NUMERIC_BASE))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Base, E> {
+                Err(E::custom(NUMERIC_BASE))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Base, E> {
+                Err(E::custom(NUMERIC_BASE))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Base, E> {
+                Err(E::custom(NUMERIC_BASE))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Base, E> {
+                Err(E::custom(NUMERIC_BASE))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Base, A::Error> {
                 let (mut version, mut sha256) = (None::<String>, None::<String>);
