@@ -50,7 +50,9 @@ impl UpstreamStatus {
                 Ok(rest.to_string())
             } else {
                 Err(format!(
-                    "`Upstream-Status: {value}` needs a URL after `{word}`"
+                    "`Upstream-Status: {}` needs a URL after `{}`",
+                    short(value),
+                    short(word)
                 ))
             }
         };
@@ -62,7 +64,8 @@ impl UpstreamStatus {
             "Inappropriate" if !rest.is_empty() => Ok(UpstreamStatus::Inappropriate(rest.into())),
             "Inappropriate" => Err("`Upstream-Status: Inappropriate` needs a reason".into()),
             _ => Err(format!(
-                "`Upstream-Status: {value}` is not one of {STATUS_HELP}"
+                "`Upstream-Status: {}` is not one of {STATUS_HELP}",
+                short(value)
             )),
         }
     }
@@ -92,28 +95,75 @@ pub fn parse(text: &str) -> Result<PatchInfo, String> {
     let subject = subject.ok_or("no `Subject:` header")?;
     let subject = strip_patch_prefix(&decode_header(&subject)).to_string();
 
-    // The message runs up to `---` (or the first diff); its last paragraph holds the trailers.
+    // `git am` splits a file at every line its mailsplit takes for an mbox `From ` line, so
+    // a second one is a second commit, with its own unchecked `Upstream-Status:`.
+    if let Some(i) = text.lines().skip(1).position(is_mbox_from_line) {
+        return Err(format!(
+            "line {}: a second mbox message starts here; a patch file holds one commit, so split it into two files",
+            i + 2
+        ));
+    }
+
+    // The message runs up to where `git mailinfo` sees the patch start (`---`, `diff -`,
+    // `--- <file>`, `Index: `); its last paragraph holds the trailers.
     let mut message = Vec::new();
     let mut status = None;
     let mut paths = Vec::new();
     let mut in_message = true;
+    let mut in_git_diff = false;
     let mut saw_diff = false;
+    // Lines still to come in the current hunk (old side, new side): inside a hunk, `--- x`
+    // is a removed line `-- x`, not a file header, exactly as `git apply` reads it.
+    let mut hunk: Option<(u32, u32)> = None;
     for (i, line) in lines {
         let n = i + 1;
         if in_message {
-            if line == "---" || line.starts_with("diff --git ") {
+            if is_patch_break(line) {
                 in_message = false;
             } else {
                 message.push(line);
                 continue;
             }
         }
+        if let Some((old, new)) = hunk.as_mut() {
+            let counted = match line.bytes().next() {
+                // An empty line is an empty context line, as GNU diff writes it.
+                None | Some(b' ') => {
+                    *old = old.saturating_sub(1);
+                    *new = new.saturating_sub(1);
+                    true
+                }
+                Some(b'-') => {
+                    *old = old.saturating_sub(1);
+                    true
+                }
+                Some(b'+') => {
+                    *new = new.saturating_sub(1);
+                    true
+                }
+                Some(b'\\') => true,
+                _ => false,
+            };
+            if !counted || (*old == 0 && *new == 0) {
+                hunk = None;
+            }
+            if counted {
+                continue;
+            }
+        }
         if let Some(rest) = line.strip_prefix("diff --git ") {
             saw_diff = true;
-            let (a, b) =
-                split_diff_header(rest).ok_or(format!("line {n}: cannot read `{line}`"))?;
-            paths.push(strip_side(&a, "a/").ok_or(format!("line {n}: `{a}` lacks `a/`"))?);
-            paths.push(strip_side(&b, "b/").ok_or(format!("line {n}: `{b}` lacks `b/`"))?);
+            in_git_diff = true;
+            let (a, b) = split_diff_header(rest)
+                .ok_or(format!("line {n}: cannot read `{}`", short(line)))?;
+            let side = |p: &str, s: &str| {
+                strip_side(p, s).ok_or(format!("line {n}: `{}` lacks `{s}`", short(p)))
+            };
+            paths.push(side(&a, "a/")?);
+            paths.push(side(&b, "b/")?);
+        } else if line.starts_with("diff ") || line.starts_with("Index: ") {
+            // A plain (non-git) diff: its `---`/`+++` lines name the files.
+            in_git_diff = false;
         } else if let Some(p) = ["rename from ", "rename to ", "copy from ", "copy to "]
             .iter()
             .find_map(|k| line.strip_prefix(k))
@@ -122,16 +172,30 @@ pub fn parse(text: &str) -> Result<PatchInfo, String> {
         } else if let Some(p) = line
             .strip_prefix("--- ")
             .or_else(|| line.strip_prefix("+++ "))
-            && saw_diff
-            && p != "/dev/null"
         {
+            saw_diff = true;
             let p = unquote(p);
-            let side = strip_side(&p, "a/").or_else(|| strip_side(&p, "b/"));
-            paths.push(side.ok_or(format!("line {n}: path `{p}` lacks `a/` or `b/`"))?);
+            if p == "/dev/null" {
+                continue;
+            }
+            match strip_side(&p, "a/").or_else(|| strip_side(&p, "b/")) {
+                Some(side) => paths.push(side),
+                None if in_git_diff => {
+                    return Err(format!("line {n}: path `{}` lacks `a/` or `b/`", short(&p)));
+                }
+                // `git apply` strips one leading folder of a plain diff's path (`-p1`); the
+                // whole path is checked, which refuses everything the stripped one would.
+                None => paths.push(p),
+            }
+        } else if line.starts_with("@@ -") {
+            hunk = Some(hunk_counts(line).ok_or(format!(
+                "line {n}: cannot read hunk header `{}`",
+                short(line)
+            ))?);
         }
     }
     if !saw_diff {
-        return Err("no `diff --git` section: the patch changes nothing".into());
+        return Err("no diff: the patch changes nothing".into());
     }
     // Trailers: the last paragraph of the message.
     let last_para = message
@@ -153,6 +217,79 @@ pub fn parse(text: &str) -> Result<PatchInfo, String> {
     })
 }
 
+/// Where `git mailinfo` ends the commit message and starts the patch (its `patchbreak`).
+fn is_patch_break(line: &str) -> bool {
+    if line.starts_with("diff -") || line.starts_with("Index: ") {
+        return true;
+    }
+    match line.strip_prefix("---") {
+        Some(rest) => {
+            rest.trim().is_empty()
+                || (rest.starts_with(' ') && !rest[1..].starts_with(char::is_whitespace))
+        }
+        None => false,
+    }
+}
+
+/// Whether `git mailsplit` takes this line for the start of a new message (its
+/// `is_from_line`): `From `, then a time `hh:mm` and a year after it, as in
+/// `From <id> Mon Sep 17 00:00:00 2001`.
+fn is_mbox_from_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    if b.len() < 19 || !line.starts_with("From ") {
+        return false;
+    }
+    let Some(colon) = b[4..b.len() - 1]
+        .iter()
+        .rposition(|&c| c == b':')
+        .map(|p| p + 4)
+    else {
+        return false;
+    };
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    if colon < 4
+        || ![colon - 4, colon - 2, colon - 1, colon + 1, colon + 2]
+            .into_iter()
+            .all(digit)
+    {
+        return false;
+    }
+    let year: String = line
+        .get(colon + 3..)
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    year.len() > 18 || year.parse::<u64>().is_ok_and(|y| y > 90)
+}
+
+/// A line or path as an error shows it: the start of a long one only.
+fn short(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().count() <= 80 {
+        return s.into();
+    }
+    let start: String = s.chars().take(60).collect();
+    format!("{start}...").into()
+}
+
+/// The line counts `(old, new)` of a hunk header `@@ -a,b +c,d @@` (a missing count is 1).
+fn hunk_counts(line: &str) -> Option<(u32, u32)> {
+    let h = hunk_ranges(line)?;
+    Some((h.0.1, h.1.1))
+}
+
+/// The ranges `((start, len), (start, len))` of a hunk header.
+fn hunk_ranges(line: &str) -> Option<((u32, u32), (u32, u32))> {
+    let mut parts = line.strip_prefix("@@ -")?.split_whitespace();
+    let range = |r: Option<&str>| -> Option<(u32, u32)> {
+        let r = r?.trim_start_matches(['-', '+']);
+        let (start, len) = r.split_once(',').unwrap_or((r, "1"));
+        Some((start.parse().ok()?, len.parse().ok()?))
+    };
+    Some((range(parts.next())?, range(parts.next())?))
+}
+
 /// One hunk of a patch: the file and the line ranges `(start, length)` before and after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {
@@ -170,20 +307,12 @@ pub fn hunks(text: &str) -> Vec<Hunk> {
             path = split_diff_header(rest)
                 .and_then(|(_, b)| strip_side(&b, "b/"))
                 .unwrap_or_default();
-        } else if let Some(rest) = line.strip_prefix("@@ -") {
-            let mut parts = rest.split_whitespace();
-            let range = |r: Option<&str>| -> Option<(u32, u32)> {
-                let r = r?.trim_start_matches(['-', '+']);
-                let (start, len) = r.split_once(',').unwrap_or((r, "1"));
-                Some((start.parse().ok()?, len.parse().ok()?))
-            };
-            if let (Some(old), Some(new)) = (range(parts.next()), range(parts.next())) {
-                out.push(Hunk {
-                    path: path.clone(),
-                    old,
-                    new,
-                });
-            }
+        } else if let Some((old, new)) = hunk_ranges(line) {
+            out.push(Hunk {
+                path: path.clone(),
+                old,
+                new,
+            });
         }
     }
     out
@@ -436,6 +565,57 @@ mod tests {
             .filter_map(|p| check_path(p).err())
             .collect();
         assert_eq!(bad.len(), 2, "{bad:?}");
+    }
+
+    #[test]
+    fn one_message_per_file() {
+        let two = format!("{PATCH}{}", PATCH.replace("src/a.c", "src/b.c"));
+        let err = parse(&two).unwrap_err();
+        assert!(err.starts_with("line 21: a second mbox message"), "{err}");
+        // A body line that merely starts with `From ` is no message start, for git either.
+        let p = PATCH.replace("Body text.", "From the docs: see 12 below.");
+        assert!(parse(&p).is_ok());
+        assert!(is_mbox_from_line(
+            "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001"
+        ));
+        assert!(is_mbox_from_line("From a@b Sat Jan  3 01:05:34 1996"));
+        assert!(!is_mbox_from_line("From 12:30 on, 1985"));
+    }
+
+    #[test]
+    fn every_file_header_path_is_read_plain_diffs_too() {
+        let msg = PATCH.split("---\n").next().unwrap().to_string() + "---\n";
+        let good = "diff --git a/ok b/ok\n--- a/ok\n+++ b/ok\n@@ -1 +1 @@\n-a\n+b\n";
+        let plain = |old: &str, new: &str| {
+            format!("--- {old}\t2001-02-03 04:05:06\n+++ {new}\n@@ -1 +1 @@\n-a\n+b\n")
+        };
+        for (text, want) in [
+            // A plain diff before the first `diff --git` section.
+            (
+                msg.clone() + &plain("a/../evil", "b/../evil") + good,
+                vec!["../evil", "ok"],
+            ),
+            // Without `a/` and `b/` (git apply strips one folder): the whole path.
+            (
+                msg.clone() + &plain("orig/../../x", "new/../../x"),
+                vec!["new/../../x", "orig/../../x"],
+            ),
+            // Straight after the message, with no `---` line.
+            (
+                PATCH.split("---\n").next().unwrap().to_string() + &plain("a/f", "b/.git/config"),
+                vec![".git/config", "f"],
+            ),
+            // Inside a hunk, `--- x` is the removed line `-- x`; after it, a header again.
+            (
+                msg.clone()
+                    + "diff --git a/s.sql b/s.sql\n--- a/s.sql\n+++ b/s.sql\n@@ -1,2 +1,2 @@\n--- a/comment\n+++ b/comment\n x\n"
+                    + &plain("a/../after", "b/../after"),
+                vec!["../after", "s.sql"],
+            ),
+        ] {
+            let info = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(info.paths, want, "{text}");
+        }
     }
 
     #[test]
