@@ -5,6 +5,7 @@ mod harness;
 mod concurrency;
 mod conflicts;
 mod export;
+mod names;
 mod protection;
 mod pypi;
 mod refusals;
