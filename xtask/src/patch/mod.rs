@@ -5,6 +5,13 @@ use std::fmt;
 
 use crate::manifest::PatchName;
 
+mod hunks;
+mod text;
+
+use hunks::hunk_counts;
+pub use hunks::{Hunk, hunks, overlaps};
+use text::{decode_header, split_diff_header, strip_patch_prefix, strip_side, unquote};
+
 /// What a patch file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchInfo {
@@ -273,67 +280,6 @@ fn short(s: &str) -> std::borrow::Cow<'_, str> {
     format!("{start}...").into()
 }
 
-/// The line counts `(old, new)` of a hunk header `@@ -a,b +c,d @@` (a missing count is 1).
-fn hunk_counts(line: &str) -> Option<(u32, u32)> {
-    let h = hunk_ranges(line)?;
-    Some((h.0.1, h.1.1))
-}
-
-/// The ranges `((start, len), (start, len))` of a hunk header.
-fn hunk_ranges(line: &str) -> Option<((u32, u32), (u32, u32))> {
-    let mut parts = line.strip_prefix("@@ -")?.split_whitespace();
-    let range = |r: Option<&str>| -> Option<(u32, u32)> {
-        let r = r?.trim_start_matches(['-', '+']);
-        let (start, len) = r.split_once(',').unwrap_or((r, "1"));
-        Some((start.parse().ok()?, len.parse().ok()?))
-    };
-    Some((range(parts.next())?, range(parts.next())?))
-}
-
-/// One hunk of a patch: the file and the line ranges `(start, length)` before and after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hunk {
-    pub path: String,
-    pub old: (u32, u32),
-    pub new: (u32, u32),
-}
-
-/// The hunks of a patch, from its `@@ -a,b +c,d @@` lines (new and deleted files included).
-pub fn hunks(text: &str) -> Vec<Hunk> {
-    let mut out = Vec::new();
-    let mut path = String::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("diff --git ") {
-            path = split_diff_header(rest)
-                .and_then(|(_, b)| strip_side(&b, "b/"))
-                .unwrap_or_default();
-        } else if let Some((old, new)) = hunk_ranges(line) {
-            out.push(Hunk {
-                path: path.clone(),
-                old,
-                new,
-            });
-        }
-    }
-    out
-}
-
-/// Whether `later` (applied after `earlier`) changes lines `earlier` wrote or stands next to:
-/// a later hunk's old range meeting an earlier hunk's new range in the same file.
-pub fn overlaps(earlier: &[Hunk], later: &[Hunk]) -> Vec<String> {
-    let mut files = Vec::new();
-    for l in later {
-        for e in earlier.iter().filter(|e| e.path == l.path) {
-            let (a0, a1) = (l.old.0, l.old.0 + l.old.1.max(1));
-            let (b0, b1) = (e.new.0, e.new.0 + e.new.1.max(1));
-            if a0 < b1 && b0 < a1 && !files.contains(&l.path) {
-                files.push(l.path.clone());
-            }
-        }
-    }
-    files
-}
-
 /// Refuses paths that would reach outside the work tree or into git's own files.
 pub fn check_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
@@ -355,136 +301,6 @@ pub fn check_path(path: &str) -> Result<(), String> {
         return Err(format!("`{path}` has an empty path component"));
     }
     Ok(())
-}
-
-fn strip_patch_prefix(s: &str) -> &str {
-    let t = s.trim();
-    if t.starts_with("[PATCH")
-        && let Some(end) = t.find(']')
-    {
-        return t[end + 1..].trim_start();
-    }
-    t
-}
-
-/// Decodes RFC 2047 `=?UTF-8?q?...?=` words as `git format-patch` writes them.
-fn decode_header(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
-        let (before, word) = rest.split_at(start);
-        let Some(end) = word[2..].find("?=").map(|e| e + 4) else {
-            break;
-        };
-        let encoded = &word[..end];
-        match decode_word(encoded) {
-            Some(text) => {
-                if !(last_was_word && before.trim().is_empty()) {
-                    out.push_str(before);
-                }
-                out.push_str(&text);
-                last_was_word = true;
-            }
-            None => {
-                out.push_str(before);
-                out.push_str(encoded);
-                last_was_word = false;
-            }
-        }
-        rest = &word[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn decode_word(word: &str) -> Option<String> {
-    let inner = word.strip_prefix("=?")?.strip_suffix("?=")?;
-    let mut parts = inner.splitn(3, '?');
-    let (_charset, enc, text) = (parts.next()?, parts.next()?, parts.next()?);
-    if !enc.eq_ignore_ascii_case("q") {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'_' => bytes.push(b' '),
-            b'=' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-                bytes.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => bytes.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(bytes).ok()
-}
-
-/// Splits the rest of a `diff --git` line into its two (possibly quoted) paths.
-fn split_diff_header(rest: &str) -> Option<(String, String)> {
-    if rest.starts_with('"') {
-        let end = quoted_end(rest)?;
-        let (a, b) = rest.split_at(end);
-        return Some((unquote(a), unquote(b.trim_start())));
-    }
-    if rest.ends_with('"') {
-        let start = rest.rfind(" \"")?;
-        return Some((rest[..start].to_string(), unquote(&rest[start + 1..])));
-    }
-    // Unquoted: both sides have the same length after their prefixes unless it is a rename,
-    // in which case the rename lines carry the names anyway.
-    let mid = rest.find(" b/")?;
-    Some((rest[..mid].to_string(), rest[mid + 1..].to_string()))
-}
-
-fn quoted_end(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// Undoes git's C-style quoting of unusual path names.
-fn unquote(s: &str) -> String {
-    let s = s.split('\t').next().unwrap_or(s);
-    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return s.to_string();
-    };
-    let mut bytes = Vec::new();
-    let b = inner.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            i += 1;
-            match b[i] {
-                b'n' => bytes.push(b'\n'),
-                b't' => bytes.push(b'\t'),
-                b'0'..=b'7' if i + 2 < b.len() => {
-                    let oct = std::str::from_utf8(&b[i..i + 3]).unwrap_or("0");
-                    bytes.push(u8::from_str_radix(oct, 8).unwrap_or(b'?'));
-                    i += 2;
-                }
-                c => bytes.push(c),
-            }
-        } else {
-            bytes.push(b[i]);
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn strip_side(p: &str, side: &str) -> Option<String> {
-    p.strip_prefix(side).map(str::to_string)
 }
 
 /// A file name for a patch, made from its subject the way `git format-patch` does, without
@@ -641,25 +457,6 @@ mod tests {
         assert!(parse("hello\n").unwrap_err().starts_with("line 1:"));
         let no_diff = PATCH.split("diff --git").next().unwrap();
         assert!(parse(no_diff).unwrap_err().contains("changes nothing"));
-    }
-
-    #[test]
-    fn hunks_and_overlaps() {
-        let a = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -10,7 +10,8 @@ fn x()\n ctx\n";
-        let far = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -100,6 +101,6 @@\n ctx\n";
-        let near = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -15,6 +15,6 @@\n ctx\n";
-        let other = "diff --git a/g b/g\n--- a/g\n+++ b/g\n@@ -10,7 +10,8 @@\n ctx\n";
-        assert_eq!(
-            hunks(a),
-            vec![Hunk {
-                path: "f".into(),
-                old: (10, 7),
-                new: (10, 8)
-            }]
-        );
-        assert!(overlaps(&hunks(a), &hunks(far)).is_empty());
-        assert_eq!(overlaps(&hunks(a), &hunks(near)), vec!["f".to_string()]);
-        assert!(overlaps(&hunks(a), &hunks(other)).is_empty());
     }
 
     #[test]
