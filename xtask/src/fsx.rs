@@ -10,20 +10,20 @@ use anyhow::{Context, Result};
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = fs_err::File::create(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        fs_err::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result.with_context(|| format!("writing `{}`", path.display()))
 }
 
 /// Writes only when the contents differ; returns whether it wrote.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
-    if std::fs::read(path).ok().as_deref() == Some(contents) {
+    if fs_err::read(path).ok().as_deref() == Some(contents) {
         return Ok(false);
     }
     write_atomic(path, contents)?;
@@ -49,17 +49,17 @@ mod tests {
     #[test]
     fn atomic_write_replaces_and_leaves_no_temporary() {
         let dir = std::env::temp_dir().join(format!("xtask-fsx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let f = dir.join("a.patch");
         write_atomic(&f, b"one").unwrap();
         assert!(!write_if_changed(&f, b"one").unwrap());
         assert!(write_if_changed(&f, b"two").unwrap());
-        assert_eq!(std::fs::read(&f).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        assert_eq!(fs_err::read(&f).unwrap(), b"two");
+        let names: Vec<_> = fs_err::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.patch")]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,11 +1,12 @@
 //! One writer per checkout: an advisory file lock next to it, `checkouts/<project>.lock`,
 //! holding the pid and command of its holder so a second process can say who it waits for.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::TryLockError;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use fs_err::{File, OpenOptions};
 
 /// Held for as long as the value lives; the OS releases it if the process dies.
 pub struct CheckoutLock {

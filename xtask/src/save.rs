@@ -104,7 +104,7 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
         .stack
         .series
         .iter()
-        .map(|n| (n.clone(), std::fs::read(project.patch_path(n)).ok()))
+        .map(|n| (n.clone(), fs_err::read(project.patch_path(n)).ok()))
         .collect();
     let unchanged = old.len() == exported.len()
         && old

@@ -2,6 +2,7 @@
 //! stack with its patch files, the lint `check` and `sync` share, and the checkout's record of
 //! what was last synced or saved.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -52,7 +53,9 @@ impl Layout {
             std::fs::read_dir(&dir).with_context(|| format!("reading `{}`", dir.display()))?
         {
             let entry = entry?;
-            if entry.path().join("stack.yaml").is_file() {
+            // `symlink_metadata`, not `is_file`: a `stack.yaml` that is a link (even a
+            // dangling one) is a stack, so that loading it is refused loudly, not skipped.
+            if entry.path().join("stack.yaml").symlink_metadata().is_ok() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
@@ -75,6 +78,72 @@ impl Layout {
     }
 }
 
+/// The largest `stack.yaml` the tool reads; real ones are a few KB.
+pub const MAX_STACK_BYTES: u64 = 1 << 20;
+
+/// The largest patch file the tool reads. Large enough for a patch that regenerates a
+/// `configure` script or a big generated file; files are read whole, so this bounds memory.
+pub const MAX_PATCH_BYTES: u64 = 32 << 20;
+
+/// Refuses a stack file (`stack.yaml` or a patch) that is not a regular file, or is larger
+/// than `limit`, without reading it. A link is refused even when it points inside the
+/// repository: `stack.yaml` linked to `~/.git-credentials` would put the secret in `check`'s
+/// error output, which CI logs.
+pub fn check_stack_file(path: &Path, shown: &str, limit: u64) -> Result<std::fs::Metadata> {
+    let meta = fs_err::symlink_metadata(path)?;
+    match refusal(&meta, limit) {
+        Some(why) => bail!("{shown}: refused: {why}"),
+        None => Ok(meta),
+    }
+}
+
+/// Why a stack file with this metadata is refused, if it is.
+fn refusal(meta: &std::fs::Metadata, limit: u64) -> Option<String> {
+    if meta.file_type().is_symlink() {
+        Some(
+            "a symbolic link; stack files must be regular files (a link could point at a secret)"
+                .into(),
+        )
+    } else if !meta.is_file() {
+        Some("not a regular file".into())
+    } else if meta.len() > limit {
+        Some(format!(
+            "{} bytes, over the limit of {limit} bytes for this file (see docs/stack-format.md)",
+            meta.len()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Reads a stack file after [`check_stack_file`], and never more than `limit` bytes, even if
+/// the file grows or is swapped for a link between the check and the read.
+pub fn read_stack_file(path: &Path, shown: &str, limit: u64) -> Result<Vec<u8>> {
+    let checked = check_stack_file(path, shown, limit)?;
+    let file = fs_err::File::open(path)?;
+    let opened = file.metadata()?;
+    if !opened.is_file() || !same_file(&checked, &opened) {
+        bail!("{shown}: refused: the file changed while it was being opened");
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(opened.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        bail!("{shown}: refused: it grew past the limit of {limit} bytes while being read");
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
+}
+
 /// A stack as loaded from `patches/<project>/`.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -90,8 +159,24 @@ impl Project {
     pub fn load(layout: &Layout, name: &str) -> Result<Project> {
         let dir = layout.stack_dir(name);
         let manifest_path = dir.join("stack.yaml");
-        let text = fsx::read_to_string(&manifest_path)?;
-        let stack = manifest::parse(&layout.show(&manifest_path), &text)?;
+        let shown = layout.show(&manifest_path);
+        let bytes = read_stack_file(&manifest_path, &shown, MAX_STACK_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown}: not UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        let stack = manifest::parse(&shown, &text)?;
+        // Every command reads the patch files after this: refuse links and oversized files
+        // here, before anything reads them. A missing file is left to the lint, which names
+        // the series entry.
+        for name in &stack.series {
+            let path = dir.join(name.as_str());
+            if path.symlink_metadata().is_ok() {
+                check_stack_file(&path, &layout.show(&path), MAX_PATCH_BYTES)?;
+            }
+        }
         Ok(Project {
             name: name.to_string(),
             dir,
@@ -144,7 +229,7 @@ pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let manifest = layout.show(&project.manifest_path);
     let mut on_disk = Vec::new();
-    for entry in std::fs::read_dir(&project.dir)? {
+    for entry in fs_err::read_dir(&project.dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.ends_with(".patch") {
             on_disk.push(name);
@@ -163,7 +248,18 @@ pub fn lint(layout: &Layout, project: &Project) -> Result<Vec<Problem>> {
         let path = project.patch_path(name);
         let shown = layout.show(&path);
         // Lossy: a patch to a Latin-1 file is still a patch; only the names we read must be UTF-8.
-        let Ok(text) = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned())
+        // Present but refused (a link, too big): say so, and read nothing.
+        if let Ok(meta) = path.symlink_metadata()
+            && let Some(why) = refusal(&meta, MAX_PATCH_BYTES)
+        {
+            problems.push(Problem {
+                location: shown,
+                message: format!("refused: {why}"),
+            });
+            continue;
+        }
+        let Ok(text) = read_stack_file(&path, &shown, MAX_PATCH_BYTES)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
         else {
             let line = project
                 .text
@@ -235,8 +331,8 @@ pub fn series_digest(base: &str, project: &Project) -> Result<String> {
     h.update(b"xtask-series-v1\0");
     h.update(base.as_bytes());
     for name in &project.stack.series {
-        let bytes = std::fs::read(project.patch_path(name))
-            .with_context(|| format!("reading `{}`", project.patch_path(name).display()))?;
+        let path = project.patch_path(name);
+        let bytes = read_stack_file(&path, &path.display().to_string(), MAX_PATCH_BYTES)?;
         h.update(b"\0");
         h.update(name.as_str().as_bytes());
         h.update(b"\0");
@@ -282,7 +378,7 @@ impl CheckoutState {
 
     /// Reads the record; a missing, unreadable or foreign-version record counts as none.
     pub fn read(checkout: &Path) -> Option<CheckoutState> {
-        let text = std::fs::read_to_string(Self::path(checkout)).ok()?;
+        let text = fs_err::read_to_string(Self::path(checkout)).ok()?;
         let state: CheckoutState = serde_json::from_str(&text).ok()?;
         (state.version == STATE_VERSION).then_some(state)
     }
@@ -294,6 +390,6 @@ impl CheckoutState {
 
     /// Forgets the record (as after a first sync that never finished).
     pub fn remove(checkout: &Path) {
-        let _ = std::fs::remove_file(Self::path(checkout));
+        let _ = fs_err::remove_file(Self::path(checkout));
     }
 }

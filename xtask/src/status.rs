@@ -173,7 +173,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
 
 /// The first line of text after the title of a stack's README.
 pub fn readme_summary(path: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = fs_err::read_to_string(path).ok()?;
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
@@ -187,9 +187,9 @@ mod tests {
     #[test]
     fn summary_is_the_first_line_after_the_title() {
         let dir = std::env::temp_dir().join(format!("xtask-readme-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let path = dir.join("README.md");
-        std::fs::write(
+        fs_err::write(
             &path,
             "# cffi\n\nNo patches needed: upstream.\n\n- details\n",
         )
@@ -199,6 +199,6 @@ mod tests {
             Some("No patches needed: upstream.")
         );
         assert_eq!(readme_summary(&dir.join("missing.md")), None);
-        std::fs::remove_dir_all(&dir).unwrap();
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,7 +12,7 @@ fn sources() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root().join("xtask/src")];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in fs_err::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
@@ -29,7 +29,7 @@ fn sources() -> Vec<PathBuf> {
 fn every_module_says_what_it_owns() {
     for path in sources() {
         {
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = fs_err::read_to_string(&path).unwrap();
             assert!(
                 text.starts_with("//! "),
                 "{} must open with a `//!` line saying what it owns",
@@ -42,7 +42,7 @@ fn every_module_says_what_it_owns() {
 #[test]
 fn lockfile_has_the_fixed_libgit2() {
     // CVE-2026-5917 is fixed in libgit2-sys 0.18.8.
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let lock = fs_err::read_to_string(root().join("Cargo.lock")).unwrap();
     let mut lines = lock.lines();
     let mut found = false;
     while let Some(line) = lines.next() {
@@ -66,7 +66,7 @@ fn lockfile_has_the_fixed_libgit2() {
 #[test]
 fn no_subprocess_outside_xshell() {
     for path in sources() {
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         let needle = ["std::process::", "Command"].concat();
         assert!(
             !text.contains(&needle),
@@ -85,7 +85,7 @@ fn no_subprocess_outside_xshell() {
 fn workspace_excludes_checkouts_and_build_copies() {
     // Without this, cargo inside `checkouts/maturin` or a build copy under `target/` thinks
     // it belongs to this workspace and refuses to build.
-    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest = fs_err::read_to_string(root().join("Cargo.toml")).unwrap();
     assert!(
         manifest.contains(r#"exclude = ["checkouts", "target"]"#),
         "Cargo.toml must exclude checkouts and target"

@@ -186,7 +186,7 @@ mod tests {
     fn checks_wheels_built_here() {
         let sh = xshell::Shell::new().unwrap();
         let dir = std::env::temp_dir().join(format!("xtask-wheels-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let make = r#"
 import sys, zipfile
 path, suffix, tags = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -221,7 +221,7 @@ with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
             let found = check(name, &listing.files, &listing.wheel, "cp315");
             assert_eq!(found.len(), problems, "{name}: {found:?}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

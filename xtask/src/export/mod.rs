@@ -104,7 +104,7 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     stack::require_clean_lint(layout, project)?;
     let mut files: BTreeMap<PatchName, Vec<crate::patch::Hunk>> = BTreeMap::new();
     for p in &project.stack.series {
-        let text = String::from_utf8_lossy(&std::fs::read(project.patch_path(p))?).into_owned();
+        let text = String::from_utf8_lossy(&fs_err::read(project.patch_path(p))?).into_owned();
         files.insert(p.clone(), crate::patch::hunks(&text));
     }
     let mut groups = plan::order(&project.stack.series, &project.stack.prs, &files)
@@ -159,9 +159,9 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     .with_context(|| format!("no `origin/{}` after fetching", project.stack.track))?
     .to_string();
     let dir = layout.xtask_target().join("prs").join(&project.name);
-    std::fs::create_dir_all(&dir)?;
+    fs_err::create_dir_all(&dir)?;
     let state_path = dir.join("state.json");
-    let mut state: State = std::fs::read_to_string(&state_path)
+    let mut state: State = fs_err::read_to_string(&state_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
@@ -338,8 +338,8 @@ fn build_group(
 /// same for the same patches).
 fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     let path = wt.dir.join(file);
-    std::fs::create_dir_all(path.parent().unwrap())?;
-    std::fs::write(&path, text)?;
+    fs_err::create_dir_all(path.parent().unwrap())?;
+    fs_err::write(&path, text)?;
     let message = format!(
         "Add a news entry placeholder\n\nRename {file} once the pull request has a number."
     );

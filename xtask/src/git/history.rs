@@ -169,7 +169,7 @@ impl Checkout<'_> {
     pub fn shared_clone(&self, into: &Path) -> Result<Checkout<'_>> {
         let sh = self.sh;
         let from = &self.dir;
-        let _ = std::fs::remove_dir_all(into);
+        let _ = fs_err::remove_dir_all(into);
         cmd!(sh, "git clone --quiet --shared --no-checkout {from} {into}")
             .quiet()
             .run()?;

@@ -116,7 +116,7 @@ impl<'a> Checkout<'a> {
     /// `git clone --no-checkout`, into a temporary name renamed on success.
     pub fn clone_from(sh: &'a Shell, url: &str, dir: &Path) -> Result<Checkout<'a>> {
         let tmp = tmp_sibling(dir, "clone");
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fs_err::remove_dir_all(&tmp);
         cmd!(
             sh,
             "git {FIXED_CONFIG...} clone --quiet --no-checkout --origin origin -- {url} {tmp}"
@@ -132,7 +132,7 @@ impl<'a> Checkout<'a> {
     /// An empty repository for a source that is not a git repository (an sdist).
     pub fn init(sh: &'a Shell, dir: &Path) -> Result<Checkout<'a>> {
         let tmp = tmp_sibling(dir, "init");
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fs_err::remove_dir_all(&tmp);
         cmd!(sh, "git init --quiet --initial-branch={BRANCH} {tmp}")
             .quiet()
             .run()?;
@@ -264,7 +264,7 @@ impl<'a> Checkout<'a> {
 
     /// The 1-based number of the patch `git am` stopped at.
     pub fn am_current(&self) -> Option<usize> {
-        let next = std::fs::read_to_string(self.git_dir().join("rebase-apply/next")).ok()?;
+        let next = fs_err::read_to_string(self.git_dir().join("rebase-apply/next")).ok()?;
         next.trim().parse().ok()
     }
 
@@ -287,7 +287,7 @@ impl<'a> Checkout<'a> {
         .ignore_status()
         .quiet()
         .output()?;
-        let _ = std::fs::remove_file(&index);
+        let _ = fs_err::remove_file(&index);
         Ok(parse_apply_check(&String::from_utf8_lossy(&out.stderr)))
     }
 
@@ -363,7 +363,7 @@ impl<'a> Checkout<'a> {
     /// with a fixed author, committer and date so the same files give the same commit id.
     pub fn commit_tree_from_dir(&self, files: &Path, message: &str) -> Result<String> {
         let index = self.git_dir().join("xtask-import.index");
-        let _ = std::fs::remove_file(&index);
+        let _ = fs_err::remove_file(&index);
         let git_dir = self.git_dir();
         let fixed = [
             ("GIT_INDEX_FILE", index.as_os_str()),
@@ -378,7 +378,7 @@ impl<'a> Checkout<'a> {
         let tree = cmd!(self.sh, "git {FIXED_CONFIG...} write-tree")
             .envs(fixed)
             .read()?;
-        let _ = std::fs::remove_file(&index);
+        let _ = fs_err::remove_file(&index);
         let date = "946684800 +0000";
         let id = as_tool(
             self.git().args(["commit-tree", tree.trim(), "-m", message]),

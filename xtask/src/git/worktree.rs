@@ -19,7 +19,7 @@ impl<'a> Checkout<'a> {
             wt.git().args(["clean", "-fdq"]).run()?;
             return Ok(wt);
         }
-        let _ = std::fs::remove_dir_all(path);
+        let _ = fs_err::remove_dir_all(path);
         self.git().args(["worktree", "prune"]).run()?;
         self.git()
             .args(["worktree", "add", "--quiet", "--force", "--detach"])

@@ -139,7 +139,7 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
     let co = if dir.exists() {
         Checkout::new(sh, &dir)
     } else {
-        std::fs::create_dir_all(layout.checkouts())?;
+        fs_err::create_dir_all(layout.checkouts())?;
         match &project.stack.upstream {
             Upstream::Git(url) => {
                 eprintln!("{}: cloning {url}", project.name);

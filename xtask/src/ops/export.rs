@@ -31,11 +31,11 @@ pub fn export_range(
     let scratch = layout
         .xtask_target()
         .join(format!("export-{}", project.name));
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("creating `{}`", scratch.display()))?;
     let exported = export(co, base, head, &scratch, project);
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
     exported
 }
 
@@ -52,7 +52,7 @@ fn export(
     // patch's content never rename its file.
     let mut old_names: Vec<(String, PatchName)> = Vec::new();
     for name in &project.stack.series {
-        if let Ok(text) = std::fs::read_to_string(project.patch_path(name))
+        if let Ok(text) = fs_err::read_to_string(project.patch_path(name))
             && let Ok(info) = patch::parse(&text)
         {
             old_names.push((info.subject, name.clone()));
@@ -105,15 +105,15 @@ fn export(
     Ok(out)
 }
 
-fn unique_name(wanted: &str, used: &BTreeSet<String>) -> PatchName {
-    let stem = wanted.trim_end_matches(".patch");
-    let mut candidate = wanted.to_string();
+fn unique_name(wanted: &PatchName, used: &BTreeSet<String>) -> PatchName {
+    let stem = wanted.as_str().trim_end_matches(".patch");
+    let mut candidate = wanted.clone();
     let mut n = 2;
-    while used.contains(&candidate) {
-        candidate = format!("{stem}-{n}.patch");
+    while used.contains(candidate.as_str()) {
+        candidate = PatchName::from_stem(&format!("{stem}-{n}"));
         n += 1;
     }
-    PatchName::new(&candidate).expect("file_name_for makes valid names")
+    candidate
 }
 
 /// Writes the patch files, then `stack.yaml` (the commit point), then removes dropped files,
@@ -218,7 +218,14 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let used: BTreeSet<String> = ["x.patch".to_string(), "x-2.patch".to_string()].into();
-        assert_eq!(unique_name("x.patch", &used).as_str(), "x-3.patch");
-        assert_eq!(unique_name("y.patch", &used).as_str(), "y.patch");
+        let name = |s: &str| PatchName::new(s).unwrap();
+        assert_eq!(unique_name(&name("x.patch"), &used).as_str(), "x-3.patch");
+        assert_eq!(unique_name(&name("y.patch"), &used).as_str(), "y.patch");
+        // `2038.patch` taken: the next is `2038_2.patch`, not the numbered `2038-2.patch`.
+        let used: BTreeSet<String> = ["2038.patch".to_string()].into();
+        assert_eq!(
+            unique_name(&name("2038.patch"), &used).as_str(),
+            "2038_2.patch"
+        );
     }
 }

@@ -50,7 +50,7 @@ pub fn dry_run_path(co: &Path) -> PathBuf {
 impl UpdateState {
     pub fn read(co: &Path) -> Result<Option<UpdateState>> {
         let path = state_path(co);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Ok(text) = fs_err::read_to_string(&path) else {
             return Ok(None);
         };
         let st: UpdateState =
@@ -84,6 +84,6 @@ pub struct DryRun {
 
 impl DryRun {
     pub fn read(co: &Path) -> Option<DryRun> {
-        serde_json::from_str(&std::fs::read_to_string(dry_run_path(co)).ok()?).ok()
+        serde_json::from_str(&fs_err::read_to_string(dry_run_path(co)).ok()?).ok()
     }
 }

@@ -6,6 +6,7 @@ mod claims;
 mod concurrency;
 mod conflicts;
 mod export;
+mod names;
 mod protection;
 mod pypi;
 mod refusals;

@@ -203,3 +203,156 @@ fn numbered_patch_names_are_refused() {
     );
     refused(&w, "has a number prefix");
 }
+
+/// The fake secret a linked file holds; no output may contain it.
+const SECRET: &str = "ghp_FAKEsecret0123456789abcdefghijklmn";
+
+fn secret_file(w: &World) -> std::path::PathBuf {
+    let path = w.tmp.join("home/.git-credentials");
+    std::fs::write(&path, format!("https://someone:{SECRET}@github.com\n")).unwrap();
+    path
+}
+
+/// Sync and check both refuse, naming `want`, and print nothing of the secret.
+fn refused_quietly(w: &World, want: &str) {
+    for args in [&["check"][..], &["sync"][..]] {
+        let run = w.fails(args, 1);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(all.contains(want), "{args:?}: wanted {want:?} in:\n{all}");
+        assert!(
+            !all.contains("ghp_FAKE"),
+            "{args:?} printed the secret:\n{all}"
+        );
+    }
+    assert!(!w.checkout("demo").exists(), "sync touched the checkout");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_linked_stack_yaml_is_refused_without_its_contents() {
+    let w = World::new("linked-stack");
+    std::fs::create_dir_all(w.stack_dir("demo")).unwrap();
+    std::os::unix::fs::symlink(secret_file(&w), w.stack_dir("demo").join("stack.yaml")).unwrap();
+    refused_quietly(&w, "patches/demo/stack.yaml: refused: a symbolic link");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_linked_patch_file_is_refused_without_its_contents() {
+    let w = world_with("linked-patch", "", &["a.patch"], &[]);
+    std::os::unix::fs::symlink(secret_file(&w), w.stack_dir("demo").join("a.patch")).unwrap();
+    refused_quietly(&w, "patches/demo/a.patch: refused: a symbolic link");
+}
+
+#[test]
+fn a_stack_yaml_that_is_one_long_value_is_not_echoed() {
+    let w = World::new("one-value");
+    std::fs::create_dir_all(w.stack_dir("demo")).unwrap();
+    std::fs::write(
+        w.stack_dir("demo").join("stack.yaml"),
+        format!("https://someone:{SECRET}@github.com\n"),
+    )
+    .unwrap();
+    refused_quietly(&w, "patches/demo/stack.yaml:");
+}
+
+/// Runs xtask under an address-space limit where the platform has one, so a file read
+/// whole would fail the run.
+fn with_memory_cap(w: &World, args: &[&str]) -> Run {
+    let mut c = w.xtask_cmd(args);
+    if cfg!(target_os = "linux") {
+        let inner = c;
+        c = std::process::Command::new("prlimit");
+        c.arg(format!("--as={}", 512 << 20))
+            .arg("--")
+            .arg(inner.get_program());
+        c.args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.stdin(std::process::Stdio::null());
+    }
+    Run::from(c.output().unwrap())
+}
+
+#[test]
+fn a_huge_patch_file_is_refused_without_reading_it() {
+    let w = world_with("huge-patch", "", &["a.patch"], &[]);
+    // Sparse: a gigabyte on paper, nothing on disk.
+    let f = std::fs::File::create(w.stack_dir("demo").join("a.patch")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    for args in [&["check"][..], &["sync"][..]] {
+        let run = with_memory_cap(&w, args);
+        assert_eq!(run.code, 1, "{args:?}:\n{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(
+                "patches/demo/a.patch: refused: 1073741824 bytes, over the limit of 33554432 bytes"
+            ),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!w.checkout("demo").exists());
+}
+
+#[test]
+fn a_huge_stack_yaml_is_refused_without_reading_it() {
+    let w = World::new("huge-stack");
+    std::fs::create_dir_all(w.stack_dir("demo")).unwrap();
+    let f = std::fs::File::create(w.stack_dir("demo").join("stack.yaml")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    let run = with_memory_cap(&w, &["check"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "patches/demo/stack.yaml: refused: 1073741824 bytes, over the limit of 1048576 bytes"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_deeply_nested_stack_yaml_is_refused_at_once() {
+    let w = World::new("nested");
+    std::fs::create_dir_all(w.stack_dir("demo")).unwrap();
+    std::fs::write(w.stack_dir("demo").join("stack.yaml"), "[".repeat(400_000)).unwrap();
+    let started = std::time::Instant::now();
+    refused(
+        &w,
+        "patches/demo/stack.yaml:1:16: nested deeper than 16 levels",
+    );
+    // Milliseconds with the cap; minutes in the parser without it. The bound only has to
+    // tell the two apart on a loaded machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn an_all_digit_base_is_an_error_naming_the_line() {
+    let w = World::new("digit-base");
+    w.write_stack("demo", &"1".repeat(40), &[]);
+    refused(
+        &w,
+        "patches/demo/stack.yaml:4:7: base: YAML reads this commit id as a number",
+    );
+}
+
+#[test]
+fn a_patch_file_with_two_messages_is_refused() {
+    let two = GOOD.replace("PATH", "a.txt") + &GOOD.replace("PATH", "b.txt");
+    let w = world_with("two-messages", "", &["a.patch"], &[("a.patch", two)]);
+    refused(&w, "patches/demo/a.patch: line 20: a second mbox message");
+}
+
+#[test]
+fn a_plain_diff_reaching_outside_is_refused() {
+    let plain = "--- a/../outside.txt\n+++ b/../outside.txt\n@@ -0,0 +1 @@\n+x\n";
+    let text =
+        GOOD.replace("PATH", "a.txt")
+            .replacen("diff --git", &format!("{plain}diff --git"), 1);
+    let w = world_with("plain-diff", "", &["a.patch"], &[("a.patch", text)]);
+    refused(&w, "climbs out of the tree");
+}

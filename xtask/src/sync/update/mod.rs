@@ -72,7 +72,7 @@ pub fn update_one(
         .to_string();
     let (new_base, new_pin) = find_new_base(sh, layout, &co, &repo, project, to)?;
     if new_base == old_base {
-        let _ = std::fs::remove_file(dry_run_path(&dir));
+        let _ = fs_err::remove_file(dry_run_path(&dir));
         return Ok(format!(
             "already on the newest `{}` ({})",
             project.stack.track,
@@ -180,7 +180,7 @@ fn record(co: &Checkout, st: &mut UpdateState, outcome: Outcome, head: String) -
 fn series_paths(project: &Project) -> Vec<String> {
     let mut paths = Vec::new();
     for p in &project.stack.series {
-        if let Ok(bytes) = std::fs::read(project.patch_path(p))
+        if let Ok(bytes) = fs_err::read(project.patch_path(p))
             && let Ok(info) = crate::patch::parse(&String::from_utf8_lossy(&bytes))
         {
             paths.extend(info.paths);
@@ -347,7 +347,7 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         outcomes: &st.done,
         range_diff: &range_diff,
     });
-    let old_log = std::fs::read_to_string(backup.join("CHANGELOG.md"))
+    let old_log = fs_err::read_to_string(backup.join("CHANGELOG.md"))
         .unwrap_or_else(|_| changelog::HEADER.to_string());
     checkpoint("before-write");
     export::write_files(&project.dir, &old.stack.series, &exported, &text)?;
@@ -365,9 +365,9 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
     )
     .write(&dir)?;
     co.delete_ref(git::BEFORE_SYNC_REF)?;
-    let _ = std::fs::remove_file(dry_run_path(&dir));
-    std::fs::remove_file(state_path(&dir))?;
-    let _ = std::fs::remove_dir_all(&backup);
+    let _ = fs_err::remove_file(dry_run_path(&dir));
+    fs_err::remove_file(state_path(&dir))?;
+    let _ = fs_err::remove_dir_all(&backup);
     let dropped = st.done.iter().filter(|(_, o)| !o.kept()).count();
     Ok(format!(
         "updated onto {}: {} patch(es) kept, {dropped} dropped; version {} -> {}; see patches/{}/CHANGELOG.md",
@@ -395,8 +395,8 @@ fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) ->
         None => CheckoutState::remove(&dir),
     }
     co.delete_ref(git::BEFORE_SYNC_REF)?;
-    std::fs::remove_file(state_path(&dir))?;
-    let _ = std::fs::remove_dir_all(&backup);
+    fs_err::remove_file(state_path(&dir))?;
+    let _ = fs_err::remove_dir_all(&backup);
     Ok(format!(
         "update aborted; checkout and {} are as before",
         layout.show(&project.dir)
@@ -404,9 +404,9 @@ fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) ->
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    let _ = std::fs::remove_dir_all(to);
+    let _ = fs_err::remove_dir_all(to);
     std::fs::create_dir_all(to).with_context(|| format!("creating `{}`", to.display()))?;
-    for entry in std::fs::read_dir(from)? {
+    for entry in fs_err::read_dir(from)? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name()))
@@ -418,18 +418,18 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// Makes `to` hold exactly the files of `from`, byte for byte.
 fn restore_dir(from: &Path, to: &Path) -> Result<()> {
-    let wanted: Vec<_> = std::fs::read_dir(from)?
+    let wanted: Vec<_> = fs_err::read_dir(from)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
         .collect();
-    for entry in std::fs::read_dir(to)? {
+    for entry in fs_err::read_dir(to)? {
         let entry = entry?;
         if entry.file_type()?.is_file() && !wanted.contains(&entry.file_name()) {
-            std::fs::remove_file(entry.path())?;
+            fs_err::remove_file(entry.path())?;
         }
     }
     for name in wanted {
-        crate::fsx::write_if_changed(&to.join(&name), &std::fs::read(from.join(&name))?)?;
+        crate::fsx::write_if_changed(&to.join(&name), &fs_err::read(from.join(&name))?)?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub(super) fn replay_one(
             Vec::new()
         }
     };
-    let text = String::from_utf8_lossy(&std::fs::read(patch)?).into_owned();
+    let text = String::from_utf8_lossy(&fs_err::read(patch)?).into_owned();
     let paths = crate::patch::parse(&text)
         .map(|i| i.paths)
         .unwrap_or_default();
@@ -154,7 +154,7 @@ pub(super) fn dry(
         }
         Ok(())
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
     result?;
     let report = DryRun {
         date: changelog::today(),
