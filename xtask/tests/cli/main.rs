@@ -7,6 +7,7 @@ mod conflicts;
 mod export;
 mod protection;
 mod pypi;
+mod recovery;
 mod refusals;
 mod save;
 mod sync;
