@@ -53,12 +53,17 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
     if let Some(st) = UpdateState::read(&dir)? {
         bail!("cannot save now: {}", st.describe(&project.name));
     }
-    if let Some(i) = intent::read(&dir) {
-        let again = match i.op {
-            Op::AmContinue => format!("`cargo xtask sync --continue {}` again", project.name),
-            Op::AmSkip => format!("`cargo xtask sync --skip {}` again", project.name),
-            _ => format!("`cargo xtask sync {}`", project.name),
-        };
+    // A fetch or a backup that was cut short left nothing half-done.
+    let again = intent::read(&dir).and_then(|i| match i.op {
+        Op::AmContinue => Some(format!(
+            "`cargo xtask sync --continue {}` again",
+            project.name
+        )),
+        Op::AmSkip => Some(format!("`cargo xtask sync --skip {}` again", project.name)),
+        op if op.redone() => Some(format!("`cargo xtask sync {}`", project.name)),
+        _ => None,
+    });
+    if let Some(again) = again {
         bail!(
             "cannot save now: a sync of `{}` was interrupted in `{shown}`; run {again} to finish it, then save",
             project.name

@@ -562,6 +562,24 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
 }
 
+impl Checkout<'_> {
+    /// The blob ids git would store for these work-tree files, in order. Through `git
+    /// hash-object` (one process for all) so that `.gitattributes` filters such as
+    /// `eol=crlf` apply, as they did when git wrote the files.
+    pub fn hash_work_tree_files(&self, paths: &[String]) -> Result<Vec<String>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .git()
+            .args(["hash-object", "--stdin-paths"])
+            .stdin(paths.join("\n"))
+            .read()
+            .with_context(|| format!("hashing work-tree files in `{}`", self.dir.display()))?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

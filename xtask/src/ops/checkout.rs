@@ -412,10 +412,10 @@ fn resolve_base(
                 "{}: fetching `{}` from {url}",
                 project.name, project.stack.track
             );
-            co.fetch_branch(&project.stack.track)?;
+            intent::run(co, Op::Fetch, || co.fetch_branch(&project.stack.track))?;
             if !co.has_commit(repo, id) {
                 // Not on the tracked branch (any more): ask for the commit itself.
-                co.fetch_commit(id).with_context(|| {
+                intent::run(co, Op::Fetch, || co.fetch_commit(id)).with_context(|| {
                     format!(
                         "base {id} of stack `{}` is not on `{}` of {url}",
                         project.name, project.stack.track
@@ -442,6 +442,29 @@ mod tests {
 
     fn state(tip: &str, digest: &str) -> Option<CheckoutState> {
         Some(CheckoutState::new("b".into(), tip.into(), digest.into()))
+    }
+
+    #[test]
+    fn finds_untracked_files_in_the_way() {
+        let tracked: HashSet<String> = ["README", "old/kept.c"].map(String::from).into();
+        let disk = |p: &str| match p {
+            "README" | "notes.txt" | "old/kept.c" | "build" => Some(OnDisk::File),
+            "docs" | "old" => Some(OnDisk::Dir),
+            _ => None,
+        };
+        let cases: &[(&[&str], &[&str])] = &[
+            // Tracked files are git's to replace; missing ones are not in the way.
+            (&["README", "old/kept.c", "src/new.c"], &[]),
+            (&["notes.txt"], &["notes.txt"]),
+            // A folder where the target has a file, a file where it has a folder.
+            (&["docs"], &["docs/"]),
+            (&["build/out.o", "build/lib.o"], &["build"]),
+            (&["old/new.c", "notes.txt", "a/b/c"], &["notes.txt"]),
+        ];
+        for (paths, want) in cases {
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            assert_eq!(in_the_way(&paths, &tracked, disk), *want, "{paths:?}");
+        }
     }
 
     #[test]

@@ -28,14 +28,19 @@ pub enum Op {
     AmContinue,
     AmSkip,
     AmAbort,
+    /// `git stash create` for a backup: it leaves the work tree alone.
     Stash,
+    /// `git fetch`: it leaves the work tree alone.
+    Fetch,
 }
 
 impl Op {
-    /// Operations a person asked for on a stopped `git am`: after a crash they are run again
-    /// as they are, not redone from a commit.
-    pub fn retried(&self) -> bool {
-        matches!(self, Op::AmContinue | Op::AmSkip)
+    /// Whether a crash in the operation leaves the index and work tree as the tool's own
+    /// half-done work, redone from a commit. The others leave them alone (`stash`, `fetch`)
+    /// or hold what a person resolved (`am --continue`, `am --skip`): running the same
+    /// command again goes on from there.
+    pub fn redone(&self) -> bool {
+        matches!(self, Op::Checkout { .. } | Op::Am | Op::AmAbort)
     }
 
     /// The crash-test point just after the record is written, before git starts.
@@ -47,6 +52,7 @@ impl Op {
             Op::AmSkip => "in-am-skip",
             Op::AmAbort => "in-am-abort",
             Op::Stash => "in-stash",
+            Op::Fetch => "in-fetch",
         }
     }
 }
@@ -154,7 +160,7 @@ impl Recovery {
     /// Whether the index and work tree are the tool's half-done work, to be redone from a
     /// commit (rather than a stopped `git am` to be resumed).
     pub fn redo(&self) -> bool {
-        self.op.as_ref().is_some_and(|op| !op.retried())
+        self.op.as_ref().is_some_and(Op::redone)
     }
 }
 
@@ -182,21 +188,20 @@ pub fn recover(co: &Checkout, shown: &str, name: &str) -> Result<Recovery> {
     for l in GIT_LOCKS {
         let _ = std::fs::remove_file(git_dir.join(l));
     }
-    eprintln!(
-        "{name}: finishing an interrupted {} in `{shown}`",
-        match &intent.op {
-            Op::Checkout { .. } => "checkout",
-            Op::Am | Op::AmContinue | Op::AmSkip | Op::AmAbort => "git am",
-            Op::Stash => "backup",
-        }
-    );
-    if intent.op.retried() {
-        // What a person resolved is still staged; running the same command again picks it up.
+    remove_locks_under(&git_dir.join("refs/remotes"));
+    if !intent.op.redone() {
         done(co)?;
         return Ok(Recovery {
             op: Some(intent.op),
         });
     }
+    eprintln!(
+        "{name}: finishing an interrupted {} in `{shown}`",
+        match &intent.op {
+            Op::Checkout { .. } => "checkout",
+            _ => "git am",
+        }
+    );
     let repo = co.open()?;
     let target = match &intent.op {
         Op::Checkout { target } => git2::Oid::from_str(target).ok(),
@@ -238,7 +243,12 @@ fn remove_tool_leftovers(git_dir: &Path) {
             }
         }
     }
-    let mut dirs = vec![git_dir.join("refs/xtask")];
+    remove_locks_under(&git_dir.join("refs/xtask"));
+}
+
+/// Removes every `*.lock` file under `dir`.
+fn remove_locks_under(dir: &Path) {
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
@@ -251,8 +261,9 @@ fn remove_tool_leftovers(git_dir: &Path) {
     }
 }
 
-/// Changed or untracked-in-the-way files whose content is in none of HEAD, the index and
-/// `target`: what redoing the operation would lose. A missing file loses nothing.
+/// Changed or untracked-in-the-way files whose content is in neither HEAD nor `target`
+/// (for a `git am`, which has no target, the index instead): what redoing the operation
+/// would lose. A missing file loses nothing.
 fn foreign_files(
     co: &Checkout,
     repo: &git2::Repository,
@@ -264,40 +275,61 @@ fn foreign_files(
     }
     candidates.sort();
     candidates.dedup();
-    let tree = |id: Option<git2::Oid>| id.and_then(|c| repo.find_commit(c).ok()?.tree().ok());
-    let trees = [tree(git::head_commit(repo)), tree(target)];
-    let index = repo.index().ok();
-    let mut out = Vec::new();
+    let mut files = Vec::new();
+    let mut blobs = Vec::new();
     for p in candidates {
-        let Some(blob) = work_tree_blob(&co.dir.join(&p)) else {
+        let full = co.dir.join(&p);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
             continue;
         };
-        let in_tree = trees.iter().flatten().any(|t| {
-            t.get_path(Path::new(&p))
-                .is_ok_and(|entry| entry.id() == blob)
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(&full)
+                .with_context(|| format!("reading link `{}`", full.display()))?;
+            let id =
+                git2::Oid::hash_object(git2::ObjectType::Blob, link.to_string_lossy().as_bytes())?;
+            blobs.push((p, Some(id)));
+        } else if meta.is_file() && !p.contains('\n') {
+            files.push(p);
+        } else if meta.is_file() {
+            // A name git cannot read from `--stdin-paths`: kept, to be safe.
+            blobs.push((p, None));
+        }
+    }
+    let ids = co.hash_work_tree_files(&files)?;
+    if ids.len() != files.len() {
+        bail!(
+            "git hash-object gave {} ids for {} files",
+            ids.len(),
+            files.len()
+        );
+    }
+    for (p, id) in files.into_iter().zip(ids) {
+        blobs.push((p, git2::Oid::from_str(&id).ok()));
+    }
+    let tree = |id: Option<git2::Oid>| id.and_then(|c| repo.find_commit(c).ok()?.tree().ok());
+    let trees = [tree(git::head_commit(repo)), tree(target)];
+    let index = if target.is_none() {
+        repo.index().ok()
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for (p, blob) in blobs {
+        let known = blob.is_some_and(|blob| {
+            trees.iter().flatten().any(|t| {
+                t.get_path(Path::new(&p))
+                    .is_ok_and(|entry| entry.id() == blob)
+            }) || index
+                .as_ref()
+                .and_then(|i| i.get_path(Path::new(&p), 0))
+                .is_some_and(|entry| entry.id == blob)
         });
-        let in_index = index
-            .as_ref()
-            .and_then(|i| i.get_path(Path::new(&p), 0))
-            .is_some_and(|entry| entry.id == blob);
-        if !in_tree && !in_index {
+        if !known {
             out.push(p);
         }
     }
+    out.sort();
     Ok(out)
-}
-
-/// The blob id of a work-tree file or symlink; none for a folder or a missing path.
-fn work_tree_blob(path: &Path) -> Option<git2::Oid> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).ok()?;
-        git2::Oid::hash_object(git2::ObjectType::Blob, target.to_string_lossy().as_bytes()).ok()
-    } else if meta.is_file() {
-        git2::Oid::hash_file(git2::ObjectType::Blob, path).ok()
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

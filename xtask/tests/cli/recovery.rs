@@ -8,11 +8,14 @@ use std::path::Path;
 use crate::harness::*;
 use crate::update::update_world;
 
-/// Upstream moves on by a commit that changes README and adds 40 files; the stack is
-/// pointed at it, so the next sync checks out a different base.
+/// Upstream moves on by a commit that changes README and adds 40 files and a script git
+/// checks out with CRLF (as CPython's `.bat` files); the stack is pointed at it, so the next
+/// sync checks out a different base.
 fn move_base(w: &World) -> String {
     let up = w.upstream.clone();
     w.write(&up, "README", "hello again\n");
+    w.write(&up, ".gitattributes", "*.bat text eol=crlf\n");
+    w.write(&up, "gen/run.bat", "@echo off\nrem run\n");
     for i in 0..40 {
         w.write(&up, &format!("gen/f{i}.txt"), &format!("generated {i}\n"));
     }
@@ -43,6 +46,8 @@ fn half_checkout(w: &World, co: &Path, target: &str) {
         let f = format!("gen/f{i}.txt");
         w.write(co, &f, &show(&f));
     }
+    w.write(co, ".gitattributes", &show(".gitattributes"));
+    w.write(co, "gen/run.bat", "@echo off\r\nrem run\r\n");
     w.write(co, "gen/f20.txt", "gener");
     std::fs::write(co.join(".git/index.lock"), "").unwrap();
 }
@@ -90,7 +95,8 @@ fn a_sync_killed_in_checkout_resumes_on_a_plain_rerun() {
     assert!(
         run.stderr
             .contains("kept files that matched no commit as refs/xtask/backup/")
-            && run.stderr.contains("gen/f20.txt"),
+            && run.stderr.contains("gen/f20.txt")
+            && !run.stderr.contains("run.bat"),
         "{}",
         run.stderr
     );
@@ -153,7 +159,8 @@ fn a_lock_file_the_tool_did_not_leave_is_named_not_removed() {
     std::fs::write(co.join(".git/index.lock"), "").unwrap();
     let run = w.fails(&["sync"], 1);
     assert!(
-        run.stderr.contains("checkouts/demo/.git/index.lock` exists")
+        run.stderr
+            .contains("checkouts/demo/.git/index.lock` exists")
             && run.stderr.contains("rerun `cargo xtask sync demo`"),
         "{}",
         run.stderr
@@ -234,9 +241,9 @@ fn save_during_an_interrupted_update_says_what_to_run() {
     killed_at(&w, &["sync", "--update"], "before-patch");
     let run = w.fails(&["save", "demo"], 1);
     assert!(
-        run.stderr
-            .contains("an update of `demo` was interrupted at patch `Verbatim-change-to-a.patch` (1 of 4)")
-            && run.stderr.contains("`cargo xtask sync --update demo`"),
+        run.stderr.contains(
+            "an update of `demo` was interrupted at patch `Verbatim-change-to-a.patch` (1 of 4)"
+        ) && run.stderr.contains("`cargo xtask sync --update demo`"),
         "{}",
         run.stderr
     );
@@ -267,7 +274,9 @@ fn save_during_an_interrupted_sync_says_what_to_run() {
     let run = w.fails(&["save", "demo"], 1);
     assert!(
         run.stderr.contains("a sync of `demo` was interrupted")
-            && run.stderr.contains("run `cargo xtask sync demo` to finish it"),
+            && run
+                .stderr
+                .contains("run `cargo xtask sync demo` to finish it"),
         "{}",
         run.stderr
     );
@@ -283,7 +292,15 @@ fn an_update_killed_in_git_resumes_to_the_same_result() {
         let url = w.upstream_url();
         w.snapshot("demo")
             .into_iter()
-            .map(|(n, b)| (n, String::from_utf8(b).unwrap().replace(&url, "URL").into_bytes()))
+            .map(|(n, b)| {
+                (
+                    n,
+                    String::from_utf8(b)
+                        .unwrap()
+                        .replace(&url, "URL")
+                        .into_bytes(),
+                )
+            })
             .collect()
     };
     let want = strip(&reference);
@@ -296,7 +313,11 @@ fn an_update_killed_in_git_resumes_to_the_same_result() {
         w.write(&co, "unrelated.txt", "x\n");
         std::fs::write(co.join(".git/index.lock"), "").unwrap();
         let run = w.ok(&["sync", "--update"]);
-        assert!(run.stdout.contains("updated onto"), "{point}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("updated onto"),
+            "{point}: {}",
+            run.stderr
+        );
         assert_eq!(strip(&w), want, "{point}");
         assert_eq!(w.head("demo"), want_head, "{point}");
         assert_eq!(status(&w, &co), "", "{point}");

@@ -229,7 +229,7 @@ fn find_new_base(
                     rev.to_string()
                 }
                 Some(rev) => {
-                    co.fetch_commit(rev)?;
+                    intent::run(co, Op::Fetch, || co.fetch_commit(rev))?;
                     let repo = co.open()?;
 
                     repo.revparse_single("FETCH_HEAD")?
@@ -239,7 +239,7 @@ fn find_new_base(
                 }
                 None => {
                     eprintln!("{}: fetching `{}`", project.name, project.stack.track);
-                    co.fetch_branch(&project.stack.track)?;
+                    intent::run(co, Op::Fetch, || co.fetch_branch(&project.stack.track))?;
                     let r = format!("refs/remotes/origin/{}", project.stack.track);
                     git::ref_target(&co.open()?, &r)
                         .with_context(|| format!("no `{r}` after fetching"))?
