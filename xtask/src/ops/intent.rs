@@ -263,7 +263,8 @@ fn remove_locks_under(dir: &Path) {
 
 /// Changed or untracked-in-the-way files whose content is in neither HEAD nor `target`
 /// (for a `git am`, which has no target, the index instead): what redoing the operation
-/// would lose. A missing file loses nothing.
+/// would lose. A missing or empty file loses nothing (git creates a file before writing it,
+/// so a kill leaves empty files behind).
 fn foreign_files(
     co: &Checkout,
     repo: &git2::Repository,
@@ -282,6 +283,9 @@ fn foreign_files(
         let Ok(meta) = std::fs::symlink_metadata(&full) else {
             continue;
         };
+        if meta.is_file() && meta.len() == 0 {
+            continue;
+        }
         if meta.file_type().is_symlink() {
             let link = std::fs::read_link(&full)
                 .with_context(|| format!("reading link `{}`", full.display()))?;
