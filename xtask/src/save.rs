@@ -7,6 +7,8 @@ use xshell::Shell;
 use crate::git::{self, Checkout};
 use crate::manifest::{Base, PatchName};
 use crate::ops::export::{describe_changes, export_range, write_series};
+use crate::ops::intent::{self, Op};
+use crate::ops::update_state::UpdateState;
 use crate::pypi;
 use crate::stack::{self, CheckoutState, Layout, Project};
 
@@ -47,6 +49,26 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
         );
     }
     let co = Checkout::new(sh, &dir);
+    // An update or a sync under way leaves commits and files that are not a stack yet.
+    if let Some(st) = UpdateState::read(&dir)? {
+        bail!("cannot save now: {}", st.describe(&project.name));
+    }
+    // A fetch or a backup that was cut short left nothing half-done.
+    let again = intent::read(&dir).and_then(|i| match i.op {
+        Op::AmContinue => Some(format!(
+            "`cargo xtask sync --continue {}` again",
+            project.name
+        )),
+        Op::AmSkip => Some(format!("`cargo xtask sync --skip {}` again", project.name)),
+        op if op.redone() => Some(format!("`cargo xtask sync {}`", project.name)),
+        _ => None,
+    });
+    if let Some(again) = again {
+        bail!(
+            "cannot save now: a sync of `{}` was interrupted in `{shown}`; run {again} to finish it, then save",
+            project.name
+        );
+    }
     if co.am_in_progress() {
         bail!(
             "`{shown}` is stopped at a patch; finish with `cargo xtask sync --continue {0}` or `--abort {0}` first",

@@ -489,6 +489,10 @@ fn tmp_sibling(dir: &Path, what: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.{what}-tmp"))
 }
 
+// Backups of work-tree files and their blob ids (crash recovery, `--force`, `--abort`).
+mod files;
+pub use files::snapshot_files;
+
 #[cfg(test)]
 mod tests {
     use super::*;

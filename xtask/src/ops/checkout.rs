@@ -2,12 +2,15 @@
 //! about it (`plan`, pure), and bringing it to base plus series (`sync_one`), which every
 //! command that needs an up-to-date checkout goes through.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use super::recover::{backup, describe_unsaved, stopped};
+use super::intent::{self, Op};
+use super::recover::{Keep, backup, describe_unsaved, stopped};
 use crate::git::{self, AmOutcome, Checkout};
 use crate::lock::CheckoutLock;
 use crate::manifest::{Base, Upstream};
@@ -148,10 +151,25 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
             Upstream::Pypi { .. } => Checkout::init(sh, &dir)?,
         }
     };
+    let recovery = intent::recover(&co, &shown, &project.name)?;
+    let recovered = recovery.redo();
     let repo = co.open()?;
-    let observed = observe(&co, &repo, project)?;
-    match plan(&observed) {
-        Plan::UpToDate => return Ok("up to date".into()),
+    let mut observed = observe(&co, &repo, project)?;
+    // After a crash the changes in the work tree are the tool's own half-done work (recovery
+    // kept whatever matched no commit), so they are redone, not reported as unsaved.
+    let had_changes = !observed.uncommitted.is_empty();
+    if recovered {
+        observed.uncommitted.clear();
+    }
+    let mut planned = plan(&observed);
+    if recovered && had_changes && planned == Plan::UpToDate {
+        planned = Plan::Apply;
+    }
+    match planned {
+        Plan::UpToDate => {
+            intent::done(&co)?;
+            return Ok("up to date".into());
+        }
         Plan::Conflict => bail!(
             "`{shown}` is in the middle of applying patches; finish with `cargo xtask sync --continue {0}` (after `git add`), `--skip {0}` or `--abort {0}`",
             project.name
@@ -167,12 +185,32 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
                 observed.head.as_deref(),
             )?;
             if !force {
+                let interrupted = if observed.before_sync.is_some() {
+                    format!(
+                        "\na sync of `{0}` was interrupted here; `cargo xtask sync --abort {0}` goes back to where it started (keeping these under a backup ref)",
+                        project.name
+                    )
+                } else {
+                    String::new()
+                };
                 bail!(
-                    "`{shown}` has work that is not in patches/{0}/:\n{what}\nkeep it with `cargo xtask save {0}` (commit or stash uncommitted changes first), or discard it with `cargo xtask sync --force {0}` (a backup ref is kept)",
+                    "`{shown}` has work that is not in patches/{0}/:\n{what}\nkeep it with `cargo xtask save {0}` (commit or stash uncommitted changes first), or discard it with `cargo xtask sync --force {0}` (a backup ref is kept){interrupted}",
                     project.name
                 );
             }
-            let refs = backup(&co, &observed)?;
+            let refs = backup(
+                &co,
+                &Keep {
+                    head: observed
+                        .before_sync
+                        .as_ref()
+                        .or(observed.head.as_ref())
+                        .map(String::as_str),
+                    uncommitted: &observed.uncommitted,
+                    files: &[],
+                },
+                "xtask: backup before sync --force",
+            )?;
             eprintln!(
                 "{}: replacing unsaved work; kept as {}",
                 project.name,
@@ -200,17 +238,28 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
     let at_base = observed.head.as_deref() == Some(base.as_str())
         && !observed.empty
         && observed.uncommitted.is_empty()
+        && !recovered
         && co.on_branch(&repo);
     if !at_base {
-        co.reset_branch(&base)?;
+        if !recovered {
+            keep_untracked(&co, &repo, &shown, project, &base, force)?;
+        }
+        intent::run(
+            &co,
+            Op::Checkout {
+                target: base.clone(),
+            },
+            || co.reset_branch(&base),
+        )?;
     }
     co.update_ref(git::BASE_REF, &base, "xtask: sync base")?;
     let patches = project.series_paths();
     if !patches.is_empty()
-        && let AmOutcome::Stopped { git_output } = co.am(&patches)?
+        && let AmOutcome::Stopped { git_output } = intent::run(&co, Op::Am, || co.am(&patches))?
     {
         return Err(stopped(layout, &co, project, &base, &git_output).into());
     }
+    intent::done(&co)?;
     finish(&co, &repo, project, &base)?;
     Ok(format!(
         "synced {} patch{} onto {}",
@@ -218,6 +267,124 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
         if patches.len() == 1 { "" } else { "es" },
         git::short(&base)
     ))
+}
+
+/// `git checkout --force` writes over untracked files where the target tracks a file. A
+/// plain sync refuses and names them; `--force` keeps them under a backup ref first.
+fn keep_untracked(
+    co: &Checkout,
+    repo: &git2::Repository,
+    shown: &str,
+    project: &Project,
+    target: &str,
+    force: bool,
+) -> Result<()> {
+    let files = untracked_in_the_way(repo, &co.dir, git2::Oid::from_str(target)?)?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        let mut listed: Vec<String> = files
+            .iter()
+            .take(10)
+            .map(|f| format!("  untracked: {f}"))
+            .collect();
+        if files.len() > 10 {
+            listed.push(format!("  ... and {} more", files.len() - 10));
+        }
+        bail!(
+            "`{shown}` has untracked files where {} tracks files, and the checkout would write over them:\n{}\nmove them away, or rerun with `cargo xtask sync --force {}` (they are kept under a backup ref)",
+            git::short(target),
+            listed.join("\n"),
+            project.name
+        );
+    }
+    let refs = backup(
+        co,
+        &Keep {
+            files: &files,
+            ..Keep::default()
+        },
+        "xtask: untracked files before sync --force",
+    )?;
+    eprintln!(
+        "{}: replacing untracked files; kept as {}",
+        project.name,
+        refs.join(" and ")
+    );
+    Ok(())
+}
+
+/// Files of commit `target` that a checkout would write over although the index does not
+/// track them: an untracked (or ignored) file at the path, or at one of its folders.
+pub fn untracked_in_the_way(
+    repo: &git2::Repository,
+    dir: &Path,
+    target: git2::Oid,
+) -> Result<Vec<String>> {
+    let tree = repo.find_commit(target)?.tree()?;
+    let mut paths = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            && let Ok(name) = entry.name()
+        {
+            paths.push(format!("{root}{name}"));
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    // A checkout with nothing checked out yet has no index file: nothing is tracked.
+    let tracked: HashSet<String> = if dir.join(".git/index").exists() {
+        repo.index()?
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    Ok(in_the_way(&paths, &tracked, |p| {
+        std::fs::symlink_metadata(dir.join(p)).ok().map(|m| {
+            if m.is_dir() {
+                OnDisk::Dir
+            } else {
+                OnDisk::File
+            }
+        })
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnDisk {
+    File,
+    Dir,
+}
+
+/// The pure part of `untracked_in_the_way`: `paths` of the target, the `tracked` paths, and
+/// what is on disk at a path.
+fn in_the_way(
+    paths: &[String],
+    tracked: &HashSet<String>,
+    on_disk: impl Fn(&str) -> Option<OnDisk>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for p in paths.iter().filter(|p| !tracked.contains(*p)) {
+        // A file where the target has a folder is in the way too.
+        for (i, _) in p.match_indices('/') {
+            let folder = &p[..i];
+            if seen_dirs.insert(folder.to_string())
+                && !tracked.contains(folder)
+                && on_disk(folder) == Some(OnDisk::File)
+            {
+                out.push(folder.to_string());
+            }
+        }
+        match on_disk(p) {
+            Some(OnDisk::File) => out.push(p.clone()),
+            Some(OnDisk::Dir) => out.push(format!("{p}/")),
+            None => {}
+        }
+    }
+    out
 }
 
 /// Records the checkout as equal to the stack and forgets the interrupted-sync marker.
@@ -245,10 +412,10 @@ fn resolve_base(
                 "{}: fetching `{}` from {url}",
                 project.name, project.stack.track
             );
-            co.fetch_branch(&project.stack.track)?;
+            intent::run(co, Op::Fetch, || co.fetch_branch(&project.stack.track))?;
             if !co.has_commit(repo, id) {
                 // Not on the tracked branch (any more): ask for the commit itself.
-                co.fetch_commit(id).with_context(|| {
+                intent::run(co, Op::Fetch, || co.fetch_commit(id)).with_context(|| {
                     format!(
                         "base {id} of stack `{}` is not on `{}` of {url}",
                         project.name, project.stack.track
@@ -275,6 +442,29 @@ mod tests {
 
     fn state(tip: &str, digest: &str) -> Option<CheckoutState> {
         Some(CheckoutState::new("b".into(), tip.into(), digest.into()))
+    }
+
+    #[test]
+    fn finds_untracked_files_in_the_way() {
+        let tracked: HashSet<String> = ["README", "old/kept.c"].map(String::from).into();
+        let disk = |p: &str| match p {
+            "README" | "notes.txt" | "old/kept.c" | "build" => Some(OnDisk::File),
+            "docs" | "old" => Some(OnDisk::Dir),
+            _ => None,
+        };
+        let cases: &[(&[&str], &[&str])] = &[
+            // Tracked files are git's to replace; missing ones are not in the way.
+            (&["README", "old/kept.c", "src/new.c"], &[]),
+            (&["notes.txt"], &["notes.txt"]),
+            // A folder where the target has a file, a file where it has a folder.
+            (&["docs"], &["docs/"]),
+            (&["build/out.o", "build/lib.o"], &["build"]),
+            (&["old/new.c", "notes.txt", "a/b/c"], &["notes.txt"]),
+        ];
+        for (paths, want) in cases {
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            assert_eq!(in_the_way(&paths, &tracked, disk), *want, "{paths:?}");
+        }
     }
 
     #[test]

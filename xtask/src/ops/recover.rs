@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use anyhow::{Result, bail};
 use xshell::Shell;
 
-use super::checkout::{Observed, Stopped};
+use super::checkout::Stopped;
+use super::intent::{self, Op};
 use crate::git::{self, AmOutcome, Checkout};
 use crate::stack::{CheckoutState, Layout, Project};
 
@@ -48,42 +49,76 @@ pub fn describe_unsaved(
     Ok(lines.join("\n"))
 }
 
-/// Keeps HEAD, and uncommitted changes if any, under `refs/xtask/backup/`.
-pub fn backup(co: &Checkout, o: &Observed) -> Result<Vec<String>> {
+/// What a backup keeps: a commit, uncommitted changes of tracked files, and work-tree files
+/// by content (untracked files a checkout would write over, files found after a crash).
+#[derive(Debug, Default)]
+pub struct Keep<'a> {
+    pub head: Option<&'a str>,
+    pub uncommitted: &'a [String],
+    pub files: &'a [String],
+}
+
+/// Keeps what is about to be discarded under `refs/xtask/backup/<unix time>[-what]` and
+/// returns each ref as people should see it (with how to restore it). Everything that
+/// discards work goes through here: `sync --force`, `sync --abort`, and crash recovery.
+pub fn backup(co: &Checkout, keep: &Keep, why: &str) -> Result<Vec<String>> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
     let repo = co.open()?;
     let mut n = 0;
     let mut stamp = secs.to_string();
-    while repo
-        .find_reference(&format!("refs/xtask/backup/{stamp}"))
-        .is_ok()
-        || repo
-            .find_reference(&format!("refs/xtask/backup/{stamp}-uncommitted"))
+    while ["", "-uncommitted", "-files"].iter().any(|suffix| {
+        repo.find_reference(&format!("refs/xtask/backup/{stamp}{suffix}"))
             .is_ok()
-    {
+    }) {
         n += 1;
         stamp = format!("{secs}.{n}");
     }
     let mut refs = Vec::new();
-    if let Some(head) = o.before_sync.as_ref().or(o.head.as_ref()) {
+    if let Some(head) = keep.head {
         let name = format!("refs/xtask/backup/{stamp}");
-        co.update_ref(&name, head, "xtask: backup before sync --force")?;
+        co.update_ref(&name, head, why)?;
         refs.push(name);
     }
-    if !o.uncommitted.is_empty()
-        && let Some(stash) = co.stash_create()?
-    {
+    let head = git::head_commit(&repo);
+    if !keep.uncommitted.is_empty() {
         let name = format!("refs/xtask/backup/{stamp}-uncommitted");
-        co.update_ref(
-            &name,
-            &stash,
-            "xtask: uncommitted changes before sync --force",
-        )?;
-        refs.push(format!("{name} (restore with `git stash apply {name}`)"));
+        // `git stash create` keeps index and work tree apart and restores with `git stash
+        // apply`; it refuses a conflicted index, where a snapshot of the files still works.
+        let stash = intent::run(co, Op::Stash, || co.stash_create())
+            .ok()
+            .flatten();
+        match stash {
+            Some(stash) => {
+                co.update_ref(&name, &stash, why)?;
+                refs.push(format!("{name} (restore with `git stash apply {name}`)"));
+            }
+            None => {
+                let id = git::snapshot_files(&repo, &co.dir, head, keep.uncommitted, why)?;
+                co.update_ref(&name, &id.to_string(), why)?;
+                refs.push(restore_hint(&name, keep.uncommitted));
+            }
+        }
+    }
+    if !keep.files.is_empty() {
+        let name = format!("refs/xtask/backup/{stamp}-files");
+        let id = git::snapshot_files(&repo, &co.dir, head, keep.files, why)?;
+        co.update_ref(&name, &id.to_string(), why)?;
+        refs.push(restore_hint(&name, keep.files));
     }
     Ok(refs)
+}
+
+fn restore_hint(name: &str, files: &[String]) -> String {
+    let mut shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+    if files.len() > 5 {
+        shown.push("...");
+    }
+    format!(
+        "{name} ({}; restore a file with `git checkout {name} -- <file>`)",
+        shown.join(", ")
+    )
 }
 
 pub fn stopped(
@@ -136,6 +171,7 @@ pub fn stopped(
 
 pub fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Result<String> {
     let co = Checkout::new(sh, &layout.checkout(&project.name));
+    intent::recover(&co, &layout.show(&co.dir), &project.name)?;
     if !co.am_in_progress() {
         let what = if skip { "skip" } else { "continue" };
         bail!(
@@ -144,9 +180,9 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Res
         );
     }
     let outcome = if skip {
-        co.am_skip()?
+        intent::run(&co, Op::AmSkip, || co.am_skip())?
     } else {
-        co.am_continue()?
+        intent::run(&co, Op::AmContinue, || co.am_continue())?
     };
     let base = co
         .open()
@@ -168,16 +204,63 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Res
     }
 }
 
+/// `sync --abort`: back to where HEAD was when the sync started. What that discards (changes
+/// in the work tree, commits HEAD has and that point does not) is kept under a backup ref
+/// first, as `--force` does.
 pub fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
     let co = Checkout::new(sh, &layout.checkout(&project.name));
+    let shown = layout.show(&co.dir);
+    let recovery = intent::recover(&co, &shown, &project.name)?;
     let repo = co.open()?;
     let was_applying = co.am_in_progress();
-    if was_applying {
-        co.am_abort()?;
+    let before = git::ref_target(&repo, git::BEFORE_SYNC_REF);
+    if before.is_none() && !was_applying && recovery.op.is_none() {
+        bail!("nothing to abort: `{shown}` is not stopped at a patch");
     }
-    match git::ref_target(&repo, git::BEFORE_SYNC_REF) {
+    // After a crash, recovery already kept what matched no commit; the rest is the tool's.
+    let uncommitted = if recovery.redo() {
+        Vec::new()
+    } else {
+        co.uncommitted_changes()?
+    };
+    let head = git::head_commit(&repo);
+    let base = git::ref_target(&repo, git::BASE_REF);
+    let lost_head = match (head, before) {
+        (Some(h), Some(b)) => {
+            h != b && Some(h) != base && !repo.graph_descendant_of(b, h).unwrap_or(false)
+        }
+        _ => false,
+    };
+    let head_text = head.map(|h| h.to_string());
+    let kept = backup(
+        &co,
+        &Keep {
+            head: head_text.as_deref().filter(|_| lost_head),
+            uncommitted: &uncommitted,
+            files: &[],
+        },
+        "xtask: before sync --abort",
+    )?;
+    if !kept.is_empty() {
+        eprintln!(
+            "{}: keeping what --abort discards as {}",
+            project.name,
+            kept.join(" and ")
+        );
+    }
+    if was_applying {
+        intent::run(&co, Op::AmAbort, || co.am_abort())?;
+    }
+    match before {
         Some(before) => {
-            co.reset_branch(&before.to_string())?;
+            let target = before.to_string();
+            intent::run(
+                &co,
+                Op::Checkout {
+                    target: target.clone(),
+                },
+                || co.reset_branch(&target),
+            )?;
             // The base goes back too: to the one of the last sync or save, when known.
             if let Some(state) = CheckoutState::read(&co.dir) {
                 co.update_ref(git::BASE_REF, &state.base, "xtask: sync aborted")?;
@@ -185,10 +268,16 @@ pub fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
             co.delete_ref(git::BEFORE_SYNC_REF)?;
             Ok(format!("aborted; back at {}", git::short(before)))
         }
-        None if was_applying => Ok("aborted".into()),
-        None => bail!(
-            "nothing to abort: `{}` is not stopped at a patch",
-            layout.show(&co.dir)
-        ),
+        None => {
+            // An operation with no starting point to go back to (a first sync): HEAD stays,
+            // the work tree is made to match it.
+            if let Some(h) = head_text.filter(|_| !was_applying) {
+                intent::run(&co, Op::Checkout { target: h.clone() }, || {
+                    co.reset_branch(&h)
+                })?;
+            }
+            intent::done(&co)?;
+            Ok("aborted".into())
+        }
     }
 }

@@ -65,11 +65,81 @@ impl UpdateState {
         Ok(Some(st))
     }
 
+    /// Where the update stands and the command that goes on from there, for people.
+    pub fn describe(&self, name: &str) -> String {
+        let n = self.done.len();
+        let total = self.patches.len();
+        match self.patches.get(n) {
+            Some(p) if self.stopped => format!(
+                "the update of `{name}` is stopped at patch `{p}` ({} of {total}), which conflicts with upstream: resolve it, `git add` the files and run `cargo xtask sync --continue {name}`; or drop the patch with `cargo xtask sync --skip {name}`, or give up with `cargo xtask sync --abort {name}`",
+                n + 1
+            ),
+            Some(p) => format!(
+                "an update of `{name}` was interrupted at patch `{p}` ({} of {total}): run `cargo xtask sync --update {name}` to finish it, or give up with `cargo xtask sync --abort {name}`",
+                n + 1
+            ),
+            None => format!(
+                "an update of `{name}` was interrupted after its last patch ({total} of {total}), before the stack was written: run `cargo xtask sync --update {name}` to finish it, or give up with `cargo xtask sync --abort {name}`"
+            ),
+        }
+    }
+
     pub fn write(&self, co: &Path) -> Result<()> {
         crate::fsx::write_atomic(
             &state_path(co),
             (serde_json::to_string_pretty(self)? + "\n").as_bytes(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_where_an_update_stands() {
+        let st = |done: usize, stopped: bool| UpdateState {
+            version: STATE_VERSION,
+            old_base: "a".into(),
+            new_base: "b".into(),
+            new_pin: Base::Commit("b".into()),
+            old_tip: "t".into(),
+            old_state: None,
+            commits_between: None,
+            patches: vec!["one.patch".into(), "two.patch".into()],
+            done: (0..done)
+                .map(|i| (format!("p{i}"), Outcome::SkippedByHand))
+                .collect(),
+            head: "h".into(),
+            stopped,
+            upstream_ids: Vec::new(),
+        };
+        let cases = [
+            (
+                1,
+                true,
+                "stopped at patch `two.patch` (2 of 2)",
+                "sync --continue demo",
+            ),
+            (
+                0,
+                false,
+                "interrupted at patch `one.patch` (1 of 2)",
+                "sync --update demo",
+            ),
+            (
+                2,
+                false,
+                "after its last patch (2 of 2)",
+                "sync --update demo",
+            ),
+            // A stop recorded past the end (a record edited by hand) reads as interrupted.
+            (2, true, "after its last patch", "sync --update demo"),
+        ];
+        for (done, stopped, what, command) in cases {
+            let text = st(done, stopped).describe("demo");
+            assert!(text.contains(what) && text.contains(command), "{text}");
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod export;
 mod names;
 mod protection;
 mod pypi;
+mod recovery;
 mod refusals;
 mod save;
 mod sync;

@@ -17,7 +17,9 @@ use crate::changelog;
 use crate::git::{self, AmOutcome, Checkout};
 use crate::manifest::{self, Base, PatchName, Upstream};
 use crate::ops::Stopped;
+use crate::ops::checkout::untracked_in_the_way;
 use crate::ops::export;
+use crate::ops::intent::{self, Op, checkpoint};
 use crate::ops::update_state::{
     DryRun, STATE_VERSION, UpdateState, backup_dir, dry_run_path, state_path,
 };
@@ -26,14 +28,6 @@ use crate::stack::{self, CheckoutState, Layout, Project};
 
 mod replay;
 use replay::{Step, dry, replay_one};
-
-/// Crash-test hook: `XTASK_KILL_AT=<point>` aborts the process there, as a kill would.
-fn checkpoint(point: &str) {
-    if std::env::var("XTASK_KILL_AT").is_ok_and(|p| p == point) {
-        eprintln!("xtask: killed at {point} (XTASK_KILL_AT)");
-        std::process::abort();
-    }
-}
 
 /// `sync --update` for one stack.
 pub fn update_one(
@@ -46,6 +40,7 @@ pub fn update_one(
     let dir = layout.checkout(&project.name);
     let co = Checkout::new(sh, &dir);
     if let Some(st) = UpdateState::read(&dir)? {
+        let recovery = intent::recover(&co, &layout.show(&dir), &project.name)?;
         if dry_run {
             bail!(
                 "an update of `{}` is under way; finish it before a dry run",
@@ -53,14 +48,10 @@ pub fn update_one(
             );
         }
         if st.stopped {
-            bail!(
-                "the update of `{0}` is stopped at `{1}`; resolve and `cargo xtask sync --continue {0}`, or `--skip {0}`, or `--abort {0}`",
-                project.name,
-                st.patches[st.done.len()]
-            );
+            bail!("{}", st.describe(&project.name));
         }
         eprintln!("{}: resuming the interrupted update", project.name);
-        return run_to_end(layout, project, &co, st);
+        return run_to_end(layout, project, &co, st, recovery.redo());
     }
     // Start from a checkout that equals its stack.
     crate::ops::sync_one(sh, layout, project, false)
@@ -111,14 +102,23 @@ pub fn update_one(
     if dry_run {
         return dry(layout, project, &co, st);
     }
+    let in_the_way = untracked_in_the_way(&repo, &dir, git2::Oid::from_str(&new_base)?)?;
+    if !in_the_way.is_empty() {
+        bail!(
+            "`{}` has untracked files that {} tracks, and moving there would write over them: {}; move them away and rerun",
+            layout.show(&dir),
+            git::short(&new_base),
+            in_the_way.join(", ")
+        );
+    }
     // The transaction starts: copy the stack folder, record, then move the checkout.
     copy_dir(&project.dir, &backup_dir(&dir))?;
     co.enable_rerere()?;
     st.write(&dir)?;
     checkpoint("after-start");
     co.update_ref(git::BEFORE_SYNC_REF, &st.old_tip, "xtask: update started")?;
-    co.reset_branch(&new_base)?;
-    run_to_end(layout, project, &co, st)
+    reset(&co, &new_base)?;
+    run_to_end(layout, project, &co, st, false)
 }
 
 /// `--continue`, `--skip` or `--abort` of a stopped update.
@@ -126,14 +126,26 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, how: Resume) -> Re
     let dir = layout.checkout(&project.name);
     let co = Checkout::new(sh, &dir);
     let mut st = UpdateState::read(&dir)?.context("no update under way")?;
+    intent::recover(&co, &layout.show(&dir), &project.name)?;
     match how {
         Resume::Abort => return abort(layout, project, &co, &st),
         Resume::Continue | Resume::Skip if !st.stopped => {
             bail!("the update of `{}` is not stopped at a patch", project.name)
         }
+        // An interrupted `--continue` or `--skip` may have got as far as ending `git am`.
+        Resume::Continue if !co.am_in_progress() && head_of(&co)? != st.head => {
+            let head = head_of(&co)?;
+            record(&co, &mut st, Outcome::ResolvedByHand, head)?;
+        }
+        Resume::Skip if !co.am_in_progress() => {
+            let head = head_of(&co)?;
+            record(&co, &mut st, Outcome::SkippedByHand, head)?;
+        }
         Resume::Continue => {
             let before = st.head.clone();
-            if let AmOutcome::Stopped { .. } = co.am_continue()? {
+            if let AmOutcome::Stopped { .. } =
+                intent::run(&co, Op::AmContinue, || co.am_continue())?
+            {
                 bail!(
                     "git am could not go on: are all conflicts resolved and `git add`ed? (`git -C {} status`; if the resolution leaves nothing of the patch, use `--skip`)",
                     layout.show(&dir)
@@ -148,12 +160,12 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, how: Resume) -> Re
             record(&co, &mut st, outcome, head)?;
         }
         Resume::Skip => {
-            co.am_skip()?;
+            intent::run(&co, Op::AmSkip, || co.am_skip())?;
             let head = head_of(&co)?;
             record(&co, &mut st, Outcome::SkippedByHand, head)?;
         }
     }
-    run_to_end(layout, project, &co, st)
+    run_to_end(layout, project, &co, st, false)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +173,17 @@ pub enum Resume {
     Continue,
     Skip,
     Abort,
+}
+
+/// `git checkout --force -B patched <commit>`, recorded so a crash in it is recovered.
+fn reset(co: &Checkout, commit: &str) -> Result<()> {
+    intent::run(
+        co,
+        Op::Checkout {
+            target: commit.to_string(),
+        },
+        || co.reset_branch(commit),
+    )
 }
 
 fn head_of(co: &Checkout) -> Result<String> {
@@ -206,7 +229,7 @@ fn find_new_base(
                     rev.to_string()
                 }
                 Some(rev) => {
-                    co.fetch_commit(rev)?;
+                    intent::run(co, Op::Fetch, || co.fetch_commit(rev))?;
                     let repo = co.open()?;
 
                     repo.revparse_single("FETCH_HEAD")?
@@ -216,7 +239,7 @@ fn find_new_base(
                 }
                 None => {
                     eprintln!("{}: fetching `{}`", project.name, project.stack.track);
-                    co.fetch_branch(&project.stack.track)?;
+                    intent::run(co, Op::Fetch, || co.fetch_branch(&project.stack.track))?;
                     let r = format!("refs/remotes/origin/{}", project.stack.track);
                     git::ref_target(&co.open()?, &r)
                         .with_context(|| format!("no `{r}` after fetching"))?
@@ -267,19 +290,21 @@ fn find_new_base(
 }
 
 /// Replays the remaining patches, then writes the stack. Stops (exit 3) at a conflict.
+/// `redo`: a crash left the work tree half-done (see `intent::recover`).
 fn run_to_end(
     layout: &Layout,
     project: &Project,
     co: &Checkout,
     mut st: UpdateState,
+    redo: bool,
 ) -> Result<String> {
     let dir = co.dir.clone();
     // A step that was under way when the process died is redone from the recorded HEAD.
     if co.am_in_progress() {
-        co.am_abort()?;
+        intent::run(co, Op::AmAbort, || co.am_abort())?;
     }
-    if head_of(co)? != st.head {
-        co.reset_branch(&st.head)?;
+    if redo || head_of(co)? != st.head {
+        reset(co, &st.head)?;
     }
     let backup = backup_dir(&dir);
     while st.done.len() < st.patches.len() {
@@ -382,9 +407,9 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
 fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) -> Result<String> {
     let dir = co.dir.clone();
     if co.am_in_progress() {
-        co.am_abort()?;
+        intent::run(co, Op::AmAbort, || co.am_abort())?;
     }
-    co.reset_branch(&st.old_tip)?;
+    reset(co, &st.old_tip)?;
     co.update_ref(git::BASE_REF, &st.old_base, "xtask: update aborted")?;
     let backup = backup_dir(&dir);
     if backup.is_dir() {

@@ -8,6 +8,7 @@ use super::{DryRun, UpdateState, dry_run_path, head_of};
 use crate::absorb::{self, Evidence, Outcome};
 use crate::changelog;
 use crate::git::{self, AmOutcome, Checkout, UpstreamChange};
+use crate::ops::intent::{self, Op};
 use crate::stack::{Layout, Project};
 
 /// What replaying one patch came to.
@@ -54,7 +55,7 @@ pub(super) fn replay_one(
         }));
     }
     let before = head_of(co)?;
-    match co.am(&[patch.to_path_buf()])? {
+    match intent::run(co, Op::Am, || co.am(&[patch.to_path_buf()]))? {
         AmOutcome::Applied => {
             let after = head_of(co)?;
             if after == before {
@@ -72,7 +73,8 @@ pub(super) fn replay_one(
             let files = co.conflicted_files()?;
             if files.is_empty() && co.staged_changes()? {
                 // Only rerere stages a merge result while `git am` is stopped.
-                if let AmOutcome::Applied = co.am_continue()? {
+                // The tool's own continue: after a crash it is redone like the `am` itself.
+                if let AmOutcome::Applied = intent::run(co, Op::Am, || co.am_continue())? {
                     return Ok(Step::Done(Outcome::ResolvedByRerere));
                 }
             }
