@@ -64,7 +64,8 @@ impl Args {
         for name in &projects {
             let result = (|| {
                 let (_lock, project) = Project::lock_and_load(layout, name, "cargo xtask sync")?;
-                let updating = UpdateState::read(&layout.checkout(name))?.is_some();
+                let update_state = UpdateState::read(&layout.checkout(name))?;
+                let updating = update_state.is_some();
                 if self.update {
                     update::update_one(sh, layout, &project, self.to.as_deref(), self.dry_run)
                 } else if updating && resuming {
@@ -76,10 +77,9 @@ impl Args {
                         update::Resume::Abort
                     };
                     update::resume(sh, layout, &project, how)
-                } else if updating {
-                    bail!(
-                        "an update of `{name}` is under way: run `cargo xtask sync --update {name}` to go on, or `cargo xtask sync --abort {name}`"
-                    )
+                } else if let Some(st) = &update_state {
+                    // Say where the update stands, so a stopped one names `--continue`.
+                    bail!("{}", st.describe(name))
                 } else if self.continue_ || self.skip {
                     resume(sh, layout, &project, self.skip)
                 } else if self.abort {
