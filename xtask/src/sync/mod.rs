@@ -51,6 +51,11 @@ pub struct Args {
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
+        // git also ends its options before the value (see `git`); refusing here gives the
+        // clear message instead of "couldn't find remote ref".
+        if let Some(to) = self.to.as_deref().filter(|t| t.starts_with('-')) {
+            bail!("`--to {to}`: a revision or version never begins with `-`");
+        }
         let resuming = self.continue_ || self.skip || self.abort;
         if resuming && self.projects.len() != 1 {
             bail!(
