@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use xshell::Shell;
 
+use crate::fsx::print_stdout;
 use crate::ops::recover::{abort, resume};
 use crate::ops::update_state::UpdateState;
 use crate::ops::{Stopped, sync_one};
@@ -94,7 +95,7 @@ impl Args {
                 }
             })();
             match result {
-                Ok(message) => println!("{name}: {message}"),
+                Ok(message) => print_stdout(&format!("{name}: {message}\n"))?,
                 Err(e) => match e.downcast::<Stopped>() {
                     Ok(s) => {
                         eprintln!("{name}: stopped: {s}");
