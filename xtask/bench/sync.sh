@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Measures `cargo xtask sync` against plain git on real upstreams (issue 2's budget):
+#   0. a no-op sync in a fresh clone of this repository, straight after the sync that made its
+#      checkouts (no `git status` has settled their indexes; issue 10, item 21);
 #   1. a no-op sync of every stack, against `git status` in every checkout;
 #   2. applying a 20-patch series (the last 20 commits of CPython's tracked branch, exported)
 #      to the CPython checkout, against `git am -3` of the same files.
@@ -11,6 +13,16 @@ runs=${1:-20}
 root=$PWD
 cargo build --release --quiet -p xtask
 xtask=$root/target/release/xtask
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+echo "== fresh clone: no-op sync right after the sync that made the checkouts"
+git clone --quiet "$root" "$scratch/fresh"
+"$xtask" --root "$scratch/fresh" sync >/dev/null
+hyperfine --runs "$runs" --warmup 0 --export-json target/xtask/bench-fresh.json \
+  -n "xtask sync (no-op, fresh clone)" "$xtask --root $scratch/fresh sync"
+rm -rf "$scratch/fresh"
+
 "$xtask" sync >/dev/null
 
 echo "== no-op sync, all stacks"
@@ -21,8 +33,6 @@ hyperfine --runs "$runs" --warmup 3 --export-json target/xtask/bench-noop.json \
   -n "git status (cpython only)" "git -C checkouts/cpython status --porcelain"
 
 echo "== 20-patch series on CPython"
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
 tip=$(sed -n 's/^base: //p' patches/cpython/stack.yaml)
 base=$(git -C checkouts/cpython rev-parse "$tip~20")
 mkdir -p "$scratch/root/patches/cpython" "$scratch/series"
@@ -58,9 +68,10 @@ hyperfine --runs "$runs" --warmup 2 --export-json target/xtask/bench-apply.json 
 echo "== medians"
 python3 - <<'PY'
 import json
-for f in ["target/xtask/bench-noop.json", "target/xtask/bench-apply.json"]:
+for f in ["target/xtask/bench-fresh.json", "target/xtask/bench-noop.json", "target/xtask/bench-apply.json"]:
     results = json.load(open(f))["results"]
     for r in results:
         print(f"{r['command']:36s} median {r['median'] * 1000:7.1f} ms")
-    print(f"ratio {results[0]['command']!r} / {results[1]['command']!r}: {results[0]['median'] / results[1]['median']:.2f}")
+    if len(results) > 1:
+        print(f"ratio {results[0]['command']!r} / {results[1]['command']!r}: {results[0]['median'] / results[1]['median']:.2f}")
 PY

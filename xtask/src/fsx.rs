@@ -1,10 +1,22 @@
 //! File-system helpers that keep the promise "an interrupted run never leaves a half-written
-//! file": every write goes to a temporary sibling that is renamed over the target.
+//! file": every write goes to a temporary sibling that is renamed over the target. Also the
+//! one write to stdout that a closed pipe does not turn into a panic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+/// Writes `text` to stdout. A reader that went away (`cargo xtask status | head -1`) is not an
+/// error: the rest of the output is dropped and the command ends quietly, as `cat` does.
+/// (`println!` panics there, because Rust ignores SIGPIPE.)
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to stdout"),
+    }
+}
 
 /// Writes `contents` to `path` atomically (temporary sibling, fsync, rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {

@@ -1,10 +1,13 @@
 //! `cargo xtask status`: where each stack and its checkout stand, for people or (`--json`)
 //! for programs.
 
+use std::fmt::Write;
+
 use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
 
+use crate::fsx::print_stdout;
 use crate::git::{self, Checkout};
 use crate::manifest::{Base, Upstream};
 use crate::ops::update_state::{DryRun, UpdateState};
@@ -53,14 +56,16 @@ impl Args {
         }
         if self.json {
             let doc = serde_json::json!({ "version": 1, "stacks": rows });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-            return Ok(());
+            return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
         }
+        // One write at the end, so a closed pipe is met once (see `print_stdout`).
+        let mut text = String::new();
         for r in &rows {
             let behind = r.behind.map_or("not fetched".to_string(), |n| {
                 format!("{n} behind {}", r.track)
             });
-            println!(
+            writeln!(
+                text,
                 "{:<13} {:<14} {:>3} patch(es)  v{:<3} {:<20} {}",
                 r.project,
                 git::short(&r.base),
@@ -68,15 +73,15 @@ impl Args {
                 r.version,
                 r.checkout,
                 behind
-            );
+            )?;
             if let Some(summary) = &r.summary {
-                println!("{:<13} {summary}", "");
+                writeln!(text, "{:<13} {summary}", "")?;
             }
             for d in &r.details {
-                println!("{:<13} {d}", "");
+                writeln!(text, "{:<13} {d}", "")?;
             }
         }
-        Ok(())
+        print_stdout(&text)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Repository rules checked as ordinary tests: formatting of module docs, the lockfile's
-//! security floor, and a layout that tells the truth.
+//! security floor, a layout that tells the truth, and git calls that cannot take a value
+//! for an option.
 
 use std::path::{Path, PathBuf};
 
@@ -90,4 +91,138 @@ fn workspace_excludes_checkouts_and_build_copies() {
         manifest.contains(r#"exclude = ["checkouts", "target"]"#),
         "Cargo.toml must exclude checkouts and target"
     );
+}
+
+/// Interpolations a git call may carry before `--end-of-options`: none of them is a value a
+/// user or an upstream chose. (The value right after `-C`, `-m` or `-o` needs no entry: git
+/// always takes the next argument as that option's value.)
+const NOT_USER_VALUES: &[(&str, &str)] = &[
+    ("FIXED_CONFIG", "fixed `-c` options"),
+    ("FORMAT_PATCH_ARGS", "fixed format-patch options"),
+    ("BRANCH", "the tool's branch name, a constant"),
+    ("tree", "a tree id printed by `git write-tree`"),
+    (
+        "branch",
+        "inside `--force-with-lease=`, glued to the option",
+    ),
+    (
+        "expected",
+        "inside `--force-with-lease=`, glued to the option",
+    ),
+];
+
+/// Options whose value is the next argument, whatever it looks like.
+const TAKES_NEXT: &[&str] = &["-C", "-m", "-o"];
+
+/// `(line, program and arguments)` of each `cmd!` in `text`, from its first string literal.
+fn cmd_templates(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    // Spelled in two parts so that this file's own source holds no call to find.
+    let needle = concat!("cmd", "!(");
+    while let Some(at) = text[from..].find(needle) {
+        let start = from + at;
+        from = start + 5;
+        let line = text[..start].matches('\n').count() + 1;
+        let Some(open) = text[from..].find('"') else {
+            break;
+        };
+        let body_start = from + open + 1;
+        let Some(close) = text[body_start..].find('"') else {
+            break;
+        };
+        out.push((line, text[body_start..body_start + close].to_string()));
+        from = body_start + close + 1;
+    }
+    out
+}
+
+/// The interpolations in a git command template that come before `--end-of-options` or
+/// `--` and are not in the allow-list.
+fn unguarded(template: &str) -> Vec<String> {
+    let mut words = template.split_whitespace();
+    if words.next() != Some("git") {
+        return Vec::new();
+    }
+    let mut bad = Vec::new();
+    let mut previous = "git";
+    for word in words {
+        if word == "--end-of-options" || word == "--" {
+            break;
+        }
+        if TAKES_NEXT.contains(&std::mem::replace(&mut previous, word)) {
+            continue;
+        }
+        let mut rest = word;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let name = rest[open + 1..open + close].trim_end_matches("...");
+            if !NOT_USER_VALUES.iter().any(|(n, _)| *n == name) {
+                bad.push(name.to_string());
+            }
+            rest = &rest[open + close + 1..];
+        }
+    }
+    bad
+}
+
+#[test]
+fn git_calls_end_options_before_user_values() {
+    let mut problems = Vec::new();
+    for path in sources() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shown = path
+            .strip_prefix(root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        for (line, template) in cmd_templates(&text) {
+            for name in unguarded(&template) {
+                problems.push(format!(
+                    "{shown}:{line}: `{{{name}}}` comes before `--end-of-options` in `{template}`"
+                ));
+            }
+        }
+        // Arguments added with `.arg`/`.args` are out of this check's sight, so the git
+        // module puts every argument in the `cmd!` string.
+        if shown.contains("src/git/") {
+            for (i, l) in text.lines().enumerate() {
+                if l.contains(".arg(") || l.contains(".args(") {
+                    problems.push(format!(
+                        "{shown}:{}: pass git arguments in the `cmd!` string, not with `.arg`",
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_option_check_sees_what_it_must() {
+    let cases: &[(&str, &[&str])] = &[
+        ("git -C {dir} {FIXED_CONFIG...} fetch origin {id}", &["id"]),
+        ("git -C {dir} fetch --end-of-options origin {id}", &[]),
+        ("git clone -- {url} {tmp}", &[]),
+        ("git log {range} -- {paths...}", &["range"]),
+        (
+            "git push --force-with-lease={branch}:{expected} {remote}",
+            &["remote"],
+        ),
+        ("git commit -m {message}", &[]),
+        ("git -C {dir} archive -o {tar} {rev}", &["rev"]),
+        ("tar -xf {tar} -C {dest}", &[]),
+    ];
+    for (template, want) in cases {
+        assert_eq!(unguarded(template), *want, "{template}");
+    }
+    let text = concat!(
+        "let a = 1;\n",
+        "cmd",
+        "!(\n    sh,\n    \"git fetch {x}\"\n)\n"
+    );
+    assert_eq!(cmd_templates(text), vec![(2, "git fetch {x}".to_string())]);
 }

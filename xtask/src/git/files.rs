@@ -5,6 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use xshell::cmd;
+
+use super::cli::FIXED_CONFIG;
 use super::{COMMITTER, Checkout};
 
 /// A commit on top of `parent` whose tree is `parent`'s with the work-tree content of `paths`
@@ -25,17 +28,17 @@ pub fn snapshot_files(
     }
     for path in paths {
         let full = dir.join(path);
-        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+        let Ok(meta) = fs_err::symlink_metadata(&full) else {
             let _ = index.remove_path(Path::new(path));
             continue;
         };
         let (bytes, mode) = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&full)
+            let target = fs_err::read_link(&full)
                 .with_context(|| format!("reading link `{}`", full.display()))?;
             (target.to_string_lossy().into_owned().into_bytes(), 0o120000)
         } else if meta.is_file() {
             let bytes =
-                std::fs::read(&full).with_context(|| format!("reading `{}`", full.display()))?;
+                fs_err::read(&full).with_context(|| format!("reading `{}`", full.display()))?;
             (
                 bytes,
                 if is_executable(&meta) {
@@ -88,12 +91,15 @@ impl Checkout<'_> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self
-            .git()
-            .args(["hash-object", "--stdin-paths"])
-            .stdin(paths.join("\n"))
-            .read()
-            .with_context(|| format!("hashing work-tree files in `{}`", self.dir.display()))?;
+        let dir = &self.dir;
+        let out = super::cli::read(
+            cmd!(
+                self.sh,
+                "git -C {dir} {FIXED_CONFIG...} hash-object --stdin-paths"
+            )
+            .stdin(paths.join("\n")),
+        )
+        .with_context(|| format!("hashing work-tree files in `{}`", self.dir.display()))?;
         Ok(out.lines().map(str::to_string).collect())
     }
 }

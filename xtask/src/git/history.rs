@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use xshell::cmd;
 
 use super::Checkout;
+use super::cli::{self, FIXED_CONFIG};
 
 /// An upstream commit, as evidence in reports.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -18,14 +19,10 @@ pub struct UpstreamChange {
 impl Checkout<'_> {
     /// `git patch-id --stable` of a patch file, if it has a diff.
     pub fn patch_id_of_file(&self, patch: &Path) -> Result<Option<String>> {
-        let text =
-            std::fs::read(patch).with_context(|| format!("reading `{}`", patch.display()))?;
-        let out = self
-            .git()
-            .arg("patch-id")
-            .arg("--stable")
-            .stdin(text)
-            .read()?;
+        let text = fs_err::read(patch).with_context(|| format!("reading `{}`", patch.display()))?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let out =
+            cli::read(cmd!(sh, "git -C {dir} {FIXED_CONFIG...} patch-id --stable").stdin(text))?;
         Ok(out.split_whitespace().next().map(str::to_string))
     }
 
@@ -41,20 +38,8 @@ impl Checkout<'_> {
             return Ok(Vec::new());
         }
         let range = format!("{from}..{to}");
-        let log = self
-            .git()
-            .args([
-                "log",
-                "--no-merges",
-                "--no-renames",
-                "-p",
-                "--full-index",
-                "--format=commit %H%n%s",
-            ])
-            .arg(&range)
-            .arg("--")
-            .args(paths)
-            .read()
+        let (sh, dir) = (self.sh, &self.dir);
+        let log = cli::read(cmd!(sh, "git -C {dir} {FIXED_CONFIG...} log --no-merges --no-renames -p --full-index --format=commit%x20%H%n%s --end-of-options {range} -- {paths...}"))
             .with_context(|| format!("reading upstream history {range}"))?;
         let mut subjects = std::collections::HashMap::new();
         let mut lines = log.lines();
@@ -63,11 +48,9 @@ impl Checkout<'_> {
                 subjects.insert(id.to_string(), lines.next().unwrap_or("").to_string());
             }
         }
-        let ids = self
-            .git()
-            .args(["patch-id", "--stable"])
-            .stdin(log.as_bytes())
-            .read()?;
+        let ids = cli::read(
+            cmd!(sh, "git -C {dir} {FIXED_CONFIG...} patch-id --stable").stdin(log.as_bytes()),
+        )?;
         Ok(ids
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -94,13 +77,12 @@ impl Checkout<'_> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self
-            .git()
-            .args(["log", "--no-merges", "--format=%H %s"])
-            .arg(format!("{from}..{to}"))
-            .arg("--")
-            .args(paths)
-            .read()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let range = format!("{from}..{to}");
+        let out = cli::read(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} log --no-merges --format=%H%x20%s --end-of-options {range} -- {paths...}"
+        ))?;
         Ok(out
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -111,32 +93,13 @@ impl Checkout<'_> {
             .collect())
     }
 
-    /// Whether the patch's change is already in HEAD: it applies in reverse to the index.
-    pub fn applies_in_reverse(&self, patch: &Path) -> Result<bool> {
-        let out = self
-            .git()
-            .args(["apply", "--check", "--cached", "--reverse"])
-            .arg(patch)
-            .ignore_status()
-            .output()?;
-        Ok(out.status.success())
-    }
-
     /// The diff of one commit against its parent, in the form patch files use.
     pub fn commit_diff(&self, id: &str) -> Result<String> {
-        Ok(self
-            .git()
-            .args([
-                "diff-tree",
-                "-p",
-                "--no-renames",
-                "--full-index",
-                "--no-color",
-                "--no-ext-diff",
-                "--root",
-            ])
-            .arg(id)
-            .read()?)
+        let (sh, dir) = (self.sh, &self.dir);
+        cli::read(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} diff-tree -p --no-renames --full-index --no-color --no-ext-diff --root --end-of-options {id}"
+        ))
     }
 
     /// `git range-diff` header lines (one per patch: `=` same, `!` changed, `<` gone, `>` new).
@@ -145,23 +108,25 @@ impl Checkout<'_> {
             format!("{}..{}", old.0, old.1),
             format!("{}..{}", new.0, new.1),
         );
-        let out = self
-            .git()
-            .args(["range-diff", "--no-color", "--no-patch"])
-            .arg(&a)
-            .arg(&b)
-            .read()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let out = cli::read(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} range-diff --no-color --no-patch --end-of-options {a} {b}"
+        ))?;
         Ok(out.lines().map(str::to_string).collect())
     }
 
     /// Turns on git's rerere with automatic staging, recordings kept in this checkout.
     pub fn enable_rerere(&self) -> Result<()> {
-        self.git()
-            .args(["config", "rerere.enabled", "true"])
-            .run()?;
-        self.git()
-            .args(["config", "rerere.autoUpdate", "true"])
-            .run()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        cli::run(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} config rerere.enabled true"
+        ))?;
+        cli::run(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} config rerere.autoUpdate true"
+        ))?;
         Ok(())
     }
 
@@ -170,9 +135,10 @@ impl Checkout<'_> {
         let sh = self.sh;
         let from = &self.dir;
         let _ = fs_err::remove_dir_all(into);
-        cmd!(sh, "git clone --quiet --shared --no-checkout {from} {into}")
-            .quiet()
-            .run()?;
+        cli::run(cmd!(
+            sh,
+            "git {FIXED_CONFIG...} clone --quiet --shared --no-checkout -- {from} {into}"
+        ))?;
         let rr = self.git_dir().join("rr-cache");
         if rr.is_dir() {
             let to = into.join(".git").join("rr-cache");
@@ -185,11 +151,11 @@ impl Checkout<'_> {
 impl Checkout<'_> {
     /// Whether the index differs from HEAD.
     pub fn staged_changes(&self) -> Result<bool> {
-        let out = self
-            .git()
-            .args(["diff", "--cached", "--quiet"])
-            .ignore_status()
-            .output()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let out = cli::output(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} diff --cached --quiet"
+        ))?;
         Ok(!out.status.success())
     }
 }

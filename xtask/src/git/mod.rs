@@ -1,13 +1,22 @@
-//! The one place that talks to git (this module and `history`): the `git` CLI (through xshell) for network, `am` and
-//! `format-patch`, where its behaviour is the reference; git2 for fast reads.
+//! The one place that talks to git: the `git` CLI (through xshell, see `cli`) for network,
+//! `am` and `format-patch`, where its behaviour is the reference; git2 for fast reads.
+//!
+//! Every git argument that varies is interpolated in a `cmd!` string, and every revision,
+//! ref or URL that comes from a user or from upstream follows `--end-of-options` (or `--`),
+//! so a value such as `--upload-pack=...` is never read as an option. `tidy` checks this.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
+mod apply;
+mod cli;
 mod history;
+mod index;
 mod worktree;
+pub use apply::AmOutcome;
+use cli::FIXED_CONFIG;
 pub use history::UpstreamChange;
 
 /// The committer every commit made by the tool carries, so that applying the same series to
@@ -55,40 +64,6 @@ const FORMAT_PATCH_ARGS: &[&str] = &[
     "--no-attach",
 ];
 
-/// Config overrides for every command that reads or writes patches.
-const FIXED_CONFIG: &[&str] = &[
-    "-c",
-    "core.autocrlf=false",
-    "-c",
-    "core.safecrlf=false",
-    "-c",
-    "core.quotePath=true",
-    "-c",
-    "am.threeWay=false",
-    "-c",
-    "am.keepcr=false",
-    "-c",
-    "diff.noprefix=false",
-    "-c",
-    "diff.mnemonicPrefix=false",
-    "-c",
-    "format.useAutoBase=false",
-    "-c",
-    "i18n.commitEncoding=UTF-8",
-    "-c",
-    "protocol.ext.allow=never",
-    "-c",
-    "protocol.fd.allow=never",
-    "-c",
-    "commit.gpgSign=false",
-    "-c",
-    "apply.whitespace=nowarn",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.attributesFile=/dev/null",
-];
-
 /// A checkout: its directory and the shell used to run git there.
 pub struct Checkout<'a> {
     pub sh: &'a Shell,
@@ -108,23 +83,16 @@ impl<'a> Checkout<'a> {
             .with_context(|| format!("opening git repository `{}`", self.dir.display()))
     }
 
-    pub(crate) fn git(&self) -> xshell::Cmd<'a> {
-        let dir = &self.dir;
-        cmd!(self.sh, "git -C {dir} {FIXED_CONFIG...}").quiet()
-    }
-
     /// `git clone --no-checkout`, into a temporary name renamed on success.
     pub fn clone_from(sh: &'a Shell, url: &str, dir: &Path) -> Result<Checkout<'a>> {
         let tmp = tmp_sibling(dir, "clone");
         let _ = fs_err::remove_dir_all(&tmp);
-        cmd!(
+        cli::run(cmd!(
             sh,
             "git {FIXED_CONFIG...} clone --quiet --no-checkout --origin origin -- {url} {tmp}"
-        )
-        .quiet()
-        .run()
+        ))
         .with_context(|| format!("cloning `{url}`"))?;
-        std::fs::rename(&tmp, dir)
+        fs_err::rename(&tmp, dir)
             .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
         Ok(Checkout::new(sh, dir))
     }
@@ -133,10 +101,11 @@ impl<'a> Checkout<'a> {
     pub fn init(sh: &'a Shell, dir: &Path) -> Result<Checkout<'a>> {
         let tmp = tmp_sibling(dir, "init");
         let _ = fs_err::remove_dir_all(&tmp);
-        cmd!(sh, "git init --quiet --initial-branch={BRANCH} {tmp}")
-            .quiet()
-            .run()?;
-        std::fs::rename(&tmp, dir)
+        cli::run(cmd!(
+            sh,
+            "git init --quiet --initial-branch={BRANCH} -- {tmp}"
+        ))?;
+        fs_err::rename(&tmp, dir)
             .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
         Ok(Checkout::new(sh, dir))
     }
@@ -144,18 +113,22 @@ impl<'a> Checkout<'a> {
     /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`.
     pub fn fetch_branch(&self, branch: &str) -> Result<()> {
         let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-        self.git()
-            .args(["fetch", "--quiet", "--no-tags", "origin", &spec])
-            .run()
-            .with_context(|| format!("fetching `{branch}` in `{}`", self.dir.display()))
+        let (sh, dir) = (self.sh, &self.dir);
+        cli::run(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} fetch --quiet --no-tags --end-of-options origin {spec}"
+        ))
+        .with_context(|| format!("fetching `{branch}` in `{}`", self.dir.display()))
     }
 
     /// Fetches one commit by id (servers allow this for reachable commits).
     pub fn fetch_commit(&self, id: &str) -> Result<()> {
-        self.git()
-            .args(["fetch", "--quiet", "--no-tags", "origin", id])
-            .run()
-            .with_context(|| format!("fetching commit {id} in `{}`", self.dir.display()))
+        let (sh, dir) = (self.sh, &self.dir);
+        cli::run(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} fetch --quiet --no-tags --end-of-options origin {id}"
+        ))
+        .with_context(|| format!("fetching commit {id} in `{}`", self.dir.display()))
     }
 
     pub fn has_commit(&self, repo: &git2::Repository, id: &str) -> bool {
@@ -167,10 +140,12 @@ impl<'a> Checkout<'a> {
     /// Moves the branch to `commit`, checks it out and discards local changes. Callers have
     /// made sure nothing unsaved is there.
     pub fn reset_branch(&self, commit: &str) -> Result<()> {
-        self.git()
-            .args(["checkout", "--quiet", "--force", "-B", BRANCH, commit])
-            .run()
-            .with_context(|| format!("checking out {commit} in `{}`", self.dir.display()))?;
+        let (sh, dir) = (self.sh, &self.dir);
+        cli::run(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} checkout --quiet --force -B {BRANCH} --end-of-options {commit}"
+        ))
+        .with_context(|| format!("checking out {commit} in `{}`", self.dir.display()))?;
         // `checkout --force` keeps untracked files, except where a tracked file of the target
         // goes; the dirty check before this only covers tracked files.
         Ok(())
@@ -200,122 +175,23 @@ impl<'a> Checkout<'a> {
             .is_ok_and(|h| h.name_bytes() == format!("refs/heads/{BRANCH}").as_bytes())
     }
 
-    /// Applies patch files with `git am --3way`, one commit each. On failure the checkout is
-    /// left mid-`am` and the error carries git's explanation.
-    pub fn am(&self, patches: &[PathBuf]) -> Result<AmOutcome> {
-        self.am_cmd(
-            &[
-                "am",
-                "--quiet",
-                "--3way",
-                "--committer-date-is-author-date",
-                "--whitespace=nowarn",
-            ],
-            patches,
-        )
-    }
-
-    pub fn am_continue(&self) -> Result<AmOutcome> {
-        self.am_cmd(&["am", "--quiet", "--continue"], &[])
-    }
-
-    pub fn am_skip(&self) -> Result<AmOutcome> {
-        self.am_cmd(&["am", "--quiet", "--skip"], &[])
-    }
-
-    pub fn am_abort(&self) -> Result<()> {
-        self.git().args(["am", "--abort"]).quiet().run()?;
-        Ok(())
-    }
-
-    fn am_cmd(&self, args: &[&str], patches: &[PathBuf]) -> Result<AmOutcome> {
-        let out = self
-            .git()
-            .args(args)
-            .args(patches)
-            .env("GIT_COMMITTER_NAME", COMMITTER.0)
-            .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-            .ignore_status()
-            .quiet()
-            .output()
-            .with_context(|| format!("running git am in `{}`", self.dir.display()))?;
-        if out.status.success() {
-            return Ok(AmOutcome::Applied);
-        }
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        if !self.am_in_progress() {
-            bail!(
-                "git am failed in `{}`:\n{}",
-                self.dir.display(),
-                text.trim_end()
-            );
-        }
-        Ok(AmOutcome::Stopped { git_output: text })
-    }
-
-    /// Whether `git am` stopped here and waits for `--continue`, `--skip` or `--abort`.
-    pub fn am_in_progress(&self) -> bool {
-        self.git_dir()
-            .join("rebase-apply")
-            .join("applying")
-            .exists()
-    }
-
-    /// The 1-based number of the patch `git am` stopped at.
-    pub fn am_current(&self) -> Option<usize> {
-        let next = fs_err::read_to_string(self.git_dir().join("rebase-apply/next")).ok()?;
-        next.trim().parse().ok()
-    }
-
-    /// Re-checks the patch `git am` stopped at against HEAD alone (a scratch index, not the
-    /// conflicted one) and returns each hunk that does not apply: `path:line` and the lines
-    /// git looked for there.
-    pub fn failed_hunks(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let index = self.git_dir().join("xtask-check.index");
-        let patch = self.git_dir().join("rebase-apply").join("patch");
-        let dir = &self.dir;
-        cmd!(self.sh, "git -C {dir} read-tree HEAD")
-            .env("GIT_INDEX_FILE", &index)
-            .quiet()
-            .run()?;
-        let out = cmd!(
-            self.sh,
-            "git -C {dir} apply --cached --check --verbose {patch}"
-        )
-        .env("GIT_INDEX_FILE", &index)
-        .ignore_status()
-        .quiet()
-        .output()?;
-        let _ = fs_err::remove_file(&index);
-        Ok(parse_apply_check(&String::from_utf8_lossy(&out.stderr)))
-    }
-
     /// Tracked files with changes in the index or the work tree. This is the CLI rather than
     /// git2: on the CPython checkout `git status` takes 13 ms and git2's statuses 44 ms
     /// (see docs/decisions.md). `--no-optional-locks` keeps it from rewriting the index.
     pub fn uncommitted_changes(&self) -> Result<Vec<String>> {
-        let out = self
-            .git()
-            .args([
-                "--no-optional-locks",
-                "status",
-                "--porcelain=v1",
-                "-z",
-                "--untracked-files=no",
-                "--ignore-submodules",
-            ])
-            .read()
+        let (sh, dir) = (self.sh, &self.dir);
+        let out = cli::read(cmd!(sh, "git -C {dir} {FIXED_CONFIG...} --no-optional-locks status --porcelain=v1 -z --untracked-files=no --ignore-submodules"))
             .with_context(|| format!("reading the status of `{}`", self.dir.display()))?;
         Ok(parse_status_z(&out))
     }
 
     /// Files with unmerged entries in the index.
     pub fn conflicted_files(&self) -> Result<Vec<String>> {
-        let out = self
-            .git()
-            .args(["diff", "--name-only", "--diff-filter=U", "-z"])
-            .read()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let out = cli::read(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} diff --name-only --diff-filter=U -z"
+        ))?;
         Ok(out
             .split('\0')
             .filter(|s| !s.is_empty())
@@ -330,17 +206,13 @@ impl<'a> Checkout<'a> {
     /// Exports `base..head` as deterministic patch files into `out_dir`, returned in order.
     pub fn export(&self, base: &str, head: &str, out_dir: &Path) -> Result<Vec<PathBuf>> {
         let range = format!("{base}..{head}");
-        let out = self
-            .git()
-            .arg("format-patch")
-            .args(FORMAT_PATCH_ARGS)
-            .arg("-o")
-            .arg(out_dir)
-            .arg(&range)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .read()
-            .with_context(|| format!("exporting {range} from `{}`", self.dir.display()))?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let out = cli::read(
+            cmd!(sh, "git -C {dir} {FIXED_CONFIG...} format-patch {FORMAT_PATCH_ARGS...} -o {out_dir} --end-of-options {range}")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null"),
+        )
+        .with_context(|| format!("exporting {range} from `{}`", self.dir.display()))?;
         Ok(out
             .lines()
             .filter(|l| !l.is_empty())
@@ -351,7 +223,14 @@ impl<'a> Checkout<'a> {
     /// `git stash create`: a commit holding uncommitted changes, touching nothing.
     pub fn stash_create(&self) -> Result<Option<String>> {
         // The backup commit needs an identity even where the user has none configured.
-        let id = as_tool(self.git().args(["stash", "create", "xtask backup"]), None).read()?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let id = cli::read(as_tool(
+            cmd!(
+                sh,
+                "git -C {dir} {FIXED_CONFIG...} stash create 'xtask backup'"
+            ),
+            None,
+        ))?;
         Ok(if id.trim().is_empty() {
             None
         } else {
@@ -371,20 +250,19 @@ impl<'a> Checkout<'a> {
             ("GIT_DIR", git_dir.as_os_str()),
         ];
         // `-f` adds files an sdist's own `.gitignore` would hide: the import must be complete.
-        cmd!(self.sh, "git {FIXED_CONFIG...} add --all --force .")
-            .envs(fixed)
-            .quiet()
-            .run()?;
-        let tree = cmd!(self.sh, "git {FIXED_CONFIG...} write-tree")
-            .envs(fixed)
-            .read()?;
+        let sh = self.sh;
+        cli::run(cmd!(sh, "git {FIXED_CONFIG...} add --all --force .").envs(fixed))?;
+        let tree = cli::read(cmd!(sh, "git {FIXED_CONFIG...} write-tree").envs(fixed))?;
         let _ = fs_err::remove_file(&index);
         let date = "946684800 +0000";
-        let id = as_tool(
-            self.git().args(["commit-tree", tree.trim(), "-m", message]),
+        let (tree, dir) = (tree.trim(), &self.dir);
+        let id = cli::read(as_tool(
+            cmd!(
+                sh,
+                "git -C {dir} {FIXED_CONFIG...} commit-tree {tree} -m {message}"
+            ),
             Some(date),
-        )
-        .read()?;
+        ))?;
         Ok(id.trim().to_string())
     }
 }
@@ -401,12 +279,6 @@ fn as_tool<'a>(cmd: xshell::Cmd<'a>, date: Option<&str>) -> xshell::Cmd<'a> {
         Some(d) => cmd.env("GIT_AUTHOR_DATE", d).env("GIT_COMMITTER_DATE", d),
         None => cmd,
     }
-}
-
-/// How a `git am` run ended.
-pub enum AmOutcome {
-    Applied,
-    Stopped { git_output: String },
 }
 
 /// Commits reachable from `to` but not from `from`, oldest first, as `(id, subject)`.
@@ -439,28 +311,6 @@ pub fn parse_status_z(out: &str) -> Vec<String> {
         }
     }
     paths
-}
-
-/// Reads `git apply --check --verbose` output into failing hunks and the lines they expected.
-pub fn parse_apply_check(stderr: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut expected: Vec<String> = Vec::new();
-    let mut searching = false;
-    for line in stderr.lines() {
-        if line == "error: while searching for:" {
-            searching = true;
-            expected.clear();
-        } else if let Some(at) = line.strip_prefix("error: patch failed: ") {
-            searching = false;
-            while expected.last().is_some_and(|l| l.is_empty()) {
-                expected.pop();
-            }
-            out.push((at.to_string(), std::mem::take(&mut expected)));
-        } else if searching {
-            expected.push(line.to_string());
-        }
-    }
-    out
 }
 
 pub fn head_commit(repo: &git2::Repository) -> Option<git2::Oid> {
@@ -502,13 +352,42 @@ mod tests {
         let out = " M README\0R  new\0old\0UU src/a.c\0";
         assert_eq!(parse_status_z(out), ["README", "new", "src/a.c"]);
     }
+}
 
+#[cfg(all(test, unix))]
+mod injection_tests {
+    use super::*;
+
+    /// A revision that looks like an option reaches git as a revision, past the CLI check.
     #[test]
-    fn reads_failed_hunks() {
-        let stderr = "Checking patch f...\nerror: while searching for:\n2\n3\n\nerror: patch failed: f:2\nerror: f: patch does not apply\n";
-        assert_eq!(
-            parse_apply_check(stderr),
-            vec![("f:2".to_string(), vec!["2".to_string(), "3".to_string()])]
-        );
+    fn a_revision_is_never_an_option() {
+        use std::os::unix::fs::PermissionsExt;
+        let sh = Shell::new().unwrap();
+        let tmp = std::env::temp_dir().join(format!("xtask-inject-{}", std::process::id()));
+        let _ = fs_err::remove_dir_all(&tmp);
+        fs_err::create_dir_all(&tmp).unwrap();
+        let (up, marker, script) = (tmp.join("up"), tmp.join("marker"), tmp.join("evil.sh"));
+        fs_err::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cmd!(sh, "git init --quiet -- {up}").run().unwrap();
+        cmd!(
+            sh,
+            "git -C {up} -c user.name=a -c user.email=a@a commit --quiet --allow-empty -m x"
+        )
+        .run()
+        .unwrap();
+        let url = format!("file://{}", up.display());
+        let co = Checkout::clone_from(&sh, &url, &tmp.join("co")).unwrap();
+        let evil = format!("--upload-pack={}", script.display());
+        assert!(co.fetch_commit(&evil).is_err());
+        assert!(co.fetch_branch(&evil).is_err());
+        assert!(co.reset_branch(&evil).is_err());
+        assert!(co.export(&evil, "HEAD", &tmp.join("out")).is_err());
+        assert!(!marker.exists(), "git ran the script");
+        let _ = fs_err::remove_dir_all(&tmp);
     }
 }

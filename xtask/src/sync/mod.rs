@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use xshell::Shell;
 
+use crate::fsx::print_stdout;
 use crate::ops::recover::{abort, resume};
 use crate::ops::update_state::UpdateState;
 use crate::ops::{Stopped, sync_one};
@@ -51,6 +52,11 @@ pub struct Args {
 
 impl Args {
     pub fn run(&self, sh: &Shell, layout: &Layout) -> Result<()> {
+        // git also ends its options before the value (see `git`); refusing here gives the
+        // clear message instead of "couldn't find remote ref".
+        if let Some(to) = self.to.as_deref().filter(|t| t.starts_with('-')) {
+            bail!("`--to {to}`: a revision or version never begins with `-`");
+        }
         let resuming = self.continue_ || self.skip || self.abort;
         if resuming && self.projects.len() != 1 {
             bail!(
@@ -89,7 +95,7 @@ impl Args {
                 }
             })();
             match result {
-                Ok(message) => println!("{name}: {message}"),
+                Ok(message) => print_stdout(&format!("{name}: {message}\n"))?,
                 Err(e) => match e.downcast::<Stopped>() {
                     Ok(s) => {
                         eprintln!("{name}: stopped: {s}");

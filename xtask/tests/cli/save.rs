@@ -161,3 +161,44 @@ fn save_refuses_uncommitted_changes() {
         run.stderr
     );
 }
+
+/// `git am` cleans subjects for mail (drops `[3.15]`, `Re:`, `[PATCH v2]`, folds spaces), so a
+/// sync followed by a save of the untouched checkout used to rename and re-version patches.
+#[test]
+fn sync_then_save_keeps_every_subject_form() {
+    let w = World::new("subjects");
+    let base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    w.write_stack("demo", &base, &[]);
+    w.ok(&["sync"]);
+    let long = "Make the long subject wrap ".repeat(6);
+    let long_unicode = "Ünïcödé wörds that wrap ".repeat(6);
+    let subjects = [
+        "[3.15] Backport the fix",
+        "[PATCH] Literal patch prefix",
+        "[PATCH v2] Second version",
+        "Re: Reply-style subject",
+        "RE: [3.15] Shouting reply",
+        ": Leading colon",
+        "Ünïcödé subject — with a dash",
+        long.trim_end(),
+        long_unicode.trim_end(),
+        "Trailing whitespace   ",
+        "Two  spaces\tand a tab",
+        "[a] [b] Two groups",
+    ];
+    for (i, subject) in subjects.iter().enumerate() {
+        w.commit_in_checkout("demo", &format!("f{i}.txt"), "x\n", subject);
+    }
+    let commits = w.stack_subjects("demo");
+    w.ok(&["save", "demo"]);
+    let saved = w.stack_subjects("demo");
+    assert_eq!(saved, commits);
+    let before = w.snapshot("demo");
+
+    std::fs::remove_dir_all(w.root.join("checkouts")).unwrap();
+    w.ok(&["sync"]);
+    assert_eq!(w.stack_subjects("demo"), saved);
+    let run = w.ok(&["save", "demo"]);
+    assert!(run.stdout.contains("nothing to save"), "{}", run.stdout);
+    assert_eq!(w.snapshot("demo"), before);
+}

@@ -114,3 +114,18 @@ fn status_counts_upstream_commits_after_the_base() {
     assert!(status.stdout.contains("2 behind main"), "{}", status.stdout);
     assert!(status.stdout.contains("clean"), "{}", status.stdout);
 }
+
+/// `cargo xtask status | head -1` used to panic: `println!` on a pipe whose reader is gone.
+#[test]
+fn status_into_a_closed_pipe_exits_quietly() {
+    let (w, _) = world_with_three_patches("closed-pipe");
+    for args in [&["status"][..], &["status", "--json"]] {
+        // The reader is closed before the child starts, so its first write meets EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = w.xtask_cmd(args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}\n{stderr}", out.status);
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

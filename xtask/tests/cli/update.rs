@@ -135,10 +135,12 @@ fn update_drops_absorbed_patches_and_stops_at_the_conflict() {
         status.stdout
     );
     // A plain sync or save refuses to trample the update.
+    // It says where the update stands and names `--continue`, not `--update`.
+    let err = w.fails(&["sync"], 1).stderr;
     assert!(
-        w.fails(&["sync"], 1)
-            .stderr
-            .contains("an update of `demo` is under way")
+        err.contains("the update of `demo` is stopped at patch `Change-to-c.patch`")
+            && err.contains("cargo xtask sync --continue demo"),
+        "{err}"
     );
 }
 
@@ -385,4 +387,34 @@ fn killed_updates_resume_to_the_same_result() {
         assert_eq!(strip(&w), want, "after a kill at {point}");
         assert_eq!(w.ok(&["sync"]).stdout, "demo: up to date\n", "{point}");
     }
+}
+
+/// `--to=--upload-pack=<script>` once ran the script through `git fetch`.
+#[cfg(unix)]
+#[test]
+fn a_to_that_looks_like_an_option_runs_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = update_world("update-inject", false);
+    let marker = w.tmp.join("marker");
+    let script = w.tmp.join("evil.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = w.snapshot("demo");
+    for to in [
+        format!("--to=--upload-pack={}", script.display()),
+        format!("--to=-u{}", script.display()),
+    ] {
+        let run = w.fails(&["sync", "--update", &to], 1);
+        assert!(
+            run.stderr.contains("never begins with `-`"),
+            "{}",
+            run.stderr
+        );
+        assert!(!marker.exists(), "{to} ran the script");
+    }
+    assert_eq!(w.snapshot("demo"), before);
 }
