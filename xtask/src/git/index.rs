@@ -13,12 +13,10 @@ use super::cli::{self, FIXED_CONFIG};
 
 /// Past this the newest entry's mtime is not from the tool's own write (a clock jump, a
 /// file touched into the future): waiting for it would not settle anything.
-#[allow(dead_code)]
 const MAX_WAIT: Duration = Duration::from_millis(1500);
 
-// The ops layer calls this at the end of each operation that wrote a checkout (wired in
-// with the crash-recovery changes to ops/checkout.rs and ops/recover.rs).
-#[allow(dead_code)]
+// The ops layer calls this at the end of each operation that wrote a checkout: sync (and its
+// no-op path, once), `--continue`/`--skip`, `--abort`, and the end of an update.
 impl Checkout<'_> {
     /// Rewrites the index so that no entry is racily clean.
     ///
@@ -61,7 +59,6 @@ impl Checkout<'_> {
 
 /// The newest mtime (whole seconds) among the entries that are racily clean against the
 /// index file, if any.
-#[allow(dead_code)]
 pub(crate) fn newest_racy_second(index: &Path) -> Result<Option<u64>> {
     let Ok(meta) = fs_err::metadata(index) else {
         return Ok(None);

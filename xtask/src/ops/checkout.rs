@@ -168,6 +168,9 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
     match planned {
         Plan::UpToDate => {
             intent::done(&co)?;
+            // A checkout written by an older version of the tool (or by git by hand) is
+            // settled once here; after that this finds nothing to do.
+            co.settle_index()?;
             return Ok("up to date".into());
         }
         Plan::Conflict => bail!(
@@ -392,7 +395,9 @@ fn finish(co: &Checkout, repo: &git2::Repository, project: &Project, base: &str)
     let tip = git::head_commit(repo).context("no HEAD after applying the series")?;
     let digest = stack::digest(project)?;
     CheckoutState::new(base.to_string(), tip.to_string(), digest).write(&co.dir)?;
-    co.delete_ref(git::BEFORE_SYNC_REF)
+    co.delete_ref(git::BEFORE_SYNC_REF)?;
+    // The no-op path of every later command is a `git status` that trusts the index.
+    co.settle_index()
 }
 
 /// Makes sure the base commit is in the checkout, fetching or importing it when it is not.

@@ -196,6 +196,7 @@ pub fn resume(sh: &Shell, layout: &Layout, project: &Project, skip: bool) -> Res
         }
         AmOutcome::Applied => {
             co.delete_ref(git::BEFORE_SYNC_REF)?;
+            co.settle_index()?;
             Ok(format!(
                 "all patches applied; the checkout now differs from patches/{0}/, so run `cargo xtask save {0}` to keep it",
                 project.name
@@ -266,6 +267,7 @@ pub fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
                 co.update_ref(git::BASE_REF, &state.base, "xtask: sync aborted")?;
             }
             co.delete_ref(git::BEFORE_SYNC_REF)?;
+            co.settle_index()?;
             Ok(format!("aborted; back at {}", git::short(before)))
         }
         None => {
@@ -277,6 +279,7 @@ pub fn abort(sh: &Shell, layout: &Layout, project: &Project) -> Result<String> {
                 })?;
             }
             intent::done(&co)?;
+            co.settle_index()?;
             Ok("aborted".into())
         }
     }

@@ -129,3 +129,35 @@ fn status_into_a_closed_pipe_exits_quietly() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+/// Every entry strictly older than the index file, in whole seconds (the comparison git
+/// makes): `git status` then trusts the stat data and hashes nothing.
+fn racy_entries(co: &std::path::Path) -> usize {
+    let index_path = co.join(".git/index");
+    let written = std::fs::metadata(&index_path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let index = git2::Index::open(&index_path).unwrap();
+    index
+        .iter()
+        .filter(|e| u64::from(e.mtime.seconds().unsigned_abs()) >= written)
+        .count()
+}
+
+#[test]
+fn a_sync_leaves_a_settled_index() {
+    let (w, _) = world_with_three_patches("settled");
+    std::fs::remove_dir_all(w.root.join("checkouts")).unwrap();
+    w.ok(&["sync"]);
+    assert_eq!(racy_entries(&w.checkout("demo")), 0);
+    // The no-op path settles a checkout that someone else left racy (here: git itself).
+    let co = w.checkout("demo");
+    w.git(&co, &["read-tree", "HEAD"]);
+    w.git(&co, &["checkout", "--force", "--quiet", "HEAD"]);
+    w.ok(&["sync"]);
+    assert_eq!(racy_entries(&co), 0);
+}

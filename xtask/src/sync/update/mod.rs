@@ -393,6 +393,7 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
     let _ = fs_err::remove_file(dry_run_path(&dir));
     fs_err::remove_file(state_path(&dir))?;
     let _ = fs_err::remove_dir_all(&backup);
+    co.settle_index()?;
     let dropped = st.done.iter().filter(|(_, o)| !o.kept()).count();
     Ok(format!(
         "updated onto {}: {} patch(es) kept, {dropped} dropped; version {} -> {}; see patches/{}/CHANGELOG.md",
@@ -422,6 +423,7 @@ fn abort(layout: &Layout, project: &Project, co: &Checkout, st: &UpdateState) ->
     co.delete_ref(git::BEFORE_SYNC_REF)?;
     fs_err::remove_file(state_path(&dir))?;
     let _ = fs_err::remove_dir_all(&backup);
+    co.settle_index()?;
     Ok(format!(
         "update aborted; checkout and {} are as before",
         layout.show(&project.dir)
