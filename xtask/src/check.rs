@@ -43,7 +43,7 @@ impl Args {
                 projects.len()
             );
         }
-        println!("ok: {} stack(s), {patches} patch(es)", projects.len());
+        crate::outln!("ok: {} stack(s), {patches} patch(es)", projects.len());
         Ok(())
     }
 }

@@ -18,6 +18,15 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// `println!` for command output: a closed pipe ends the output quietly instead of panicking
+/// (see `print_stdout`); any other write error is returned with `?`.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::fsx::print_stdout(&format!("{}\n", format_args!($($t)*)))?
+    };
+}
+
 /// Writes `contents` to `path` atomically (temporary sibling, fsync, rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);

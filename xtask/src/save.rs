@@ -33,7 +33,7 @@ impl Args {
         for name in &projects {
             let (_lock, project) = Project::lock_and_load(layout, name, "cargo xtask save")?;
             let message = save_one(sh, layout, &project)?;
-            println!("{name}: {message}");
+            crate::outln!("{name}: {message}");
         }
         Ok(())
     }

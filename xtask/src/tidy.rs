@@ -82,6 +82,26 @@ fn no_subprocess_outside_xshell() {
     }
 }
 
+/// `println!` panics when stdout is a closed pipe (`cargo xtask status | head -1`); command
+/// output goes through `outln!` / `fsx::print_stdout`, which end quietly there.
+#[test]
+fn no_println_in_commands() {
+    let needle = ["print", "ln!("].concat();
+    for path in sources() {
+        let text = fs_err::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains(&needle) && !code.contains(&["e", &needle].concat()) {
+                panic!(
+                    "{}:{}: use `crate::outln!` (a closed pipe must not panic)",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn workspace_excludes_checkouts_and_build_copies() {
     // Without this, cargo inside `checkouts/maturin` or a build copy under `target/` thinks

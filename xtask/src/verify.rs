@@ -35,7 +35,7 @@ impl Args {
             let manifest = Project::load(layout, name)?;
             if manifest.stack.verify.is_empty() {
                 if !self.projects.is_empty() {
-                    println!(
+                    crate::outln!(
                         "{name}: no verify commands in {}",
                         layout.show(&manifest.manifest_path)
                     );
@@ -55,7 +55,7 @@ impl Args {
             let checks = run_checks(sh, &dir, &project.stack.verify, &vars, &[], true)?;
             ran += 1;
             for c in &checks {
-                println!(
+                crate::outln!(
                     "{name}: {} {}  ({:.1} s)",
                     if c.passed { "passed" } else { "FAILED" },
                     c.command,
@@ -67,7 +67,7 @@ impl Args {
             }
         }
         if ran == 0 && self.projects.is_empty() {
-            println!("no stack has verify commands");
+            crate::outln!("no stack has verify commands");
         }
         if !failed.is_empty() {
             bail!("verification failed for {}", failed.join(", "));

@@ -98,7 +98,7 @@ impl Args {
                 } else {
                     "run"
                 };
-                println!("{:<40} {key} {mark}", s.name.to_string());
+                crate::outln!("{:<40} {key} {mark}", s.name.to_string());
             }
             return Ok(());
         }
@@ -127,7 +127,7 @@ impl Args {
         crate::fsx::write_atomic(&target_dir.join("report.md"), report.markdown().as_bytes())?;
         if !self.quiet {
             print!("{}", report.table());
-            println!(
+            crate::outln!(
                 "wall {:.1} s, steps' own time {:.1} s; report: {}",
                 report.wall_seconds,
                 report.step_seconds,

@@ -48,10 +48,10 @@ impl Progress {
     pub fn started(&mut self, step: &str) {
         self.running.insert(step.to_string(), Instant::now());
         match self.mode {
-            Mode::Plain => println!(
+            Mode::Plain => line(&format!(
                 "[{:>7.1}s] start   {step}",
                 self.start.elapsed().as_secs_f64()
-            ),
+            )),
             Mode::Terminal => self.redraw(),
             Mode::Quiet => {}
         }
@@ -62,13 +62,13 @@ impl Progress {
         let took = seconds.map_or(String::new(), |s| format!(" ({s:.1} s)"));
         match self.mode {
             Mode::Quiet => {}
-            Mode::Plain => println!(
+            Mode::Plain => line(&format!(
                 "[{:>7.1}s] {how:<7} {step}{took}",
                 self.start.elapsed().as_secs_f64()
-            ),
+            )),
             Mode::Terminal => {
                 self.erase();
-                println!("{how:<7} {step}{took}");
+                line(&format!("{how:<7} {step}{took}"));
                 self.redraw();
             }
         }
@@ -122,6 +122,12 @@ pub fn bar_line(step: &str, elapsed: f64, expected: Option<f64>) -> String {
         _ => format!("[{}]", " ".repeat(WIDTH)),
     };
     format!("{step:<28} {bar} {elapsed:>6.1}s")
+}
+
+/// One progress line. Progress is a courtesy: a reader that went away or a full disk must not
+/// stop the build, so write errors are dropped here (the report is what counts).
+fn line(text: &str) {
+    let _ = crate::fsx::print_stdout(&format!("{text}\n"));
 }
 
 #[cfg(test)]

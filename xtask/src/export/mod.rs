@@ -134,7 +134,7 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
                 .map_or(format!("upstream `{}`", project.stack.track), |d| {
                     format!("pr/{d}")
                 });
-            println!(
+            crate::outln!(
                 "pr/{:<24} on {base}: {}",
                 g.name,
                 g.patches
@@ -267,12 +267,12 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         (serde_json::to_string_pretty(&state)? + "\n").as_bytes(),
     )?;
     for r in &rows {
-        println!("{}: {r}", project.name);
+        crate::outln!("{}: {r}", project.name);
     }
     if let Some(remote) = &args.push {
-        println!("{}: pushed {pushed} branch(es) to `{remote}`", project.name);
+        crate::outln!("{}: pushed {pushed} branch(es) to `{remote}`", project.name);
     }
-    println!("{}: descriptions in {}", project.name, layout.show(&dir));
+    crate::outln!("{}: descriptions in {}", project.name, layout.show(&dir));
     if !failed.is_empty() {
         bail!("{} group(s) failed: {}", failed.len(), failed.join(", "));
     }

@@ -130,7 +130,7 @@ pub fn locked_and_synced(
     let msg = sync_one(sh, layout, &project, false)
         .with_context(|| format!("syncing `{name}` before {what}"))?;
     if msg != "up to date" {
-        println!("{name}: {msg}");
+        crate::outln!("{name}: {msg}");
     }
     Ok((project, lock))
 }

@@ -116,7 +116,7 @@ pub fn run_checks(
             sh2.set_var(k, v);
         }
         if echo {
-            println!("$ {command}");
+            crate::outln!("$ {command}");
         }
         let t = Instant::now();
         let result = cmd!(sh2, "{program} {args...}")
@@ -139,7 +139,7 @@ pub fn run_checks(
             };
             for t in [tail(&text), tail(&err)] {
                 if !t.trim().is_empty() {
-                    println!("{t}");
+                    crate::outln!("{t}");
                 }
             }
         }
