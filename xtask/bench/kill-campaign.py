@@ -78,17 +78,18 @@ def make_templates(work):
     s0.mkdir(parents=True)
     names = []
     for i, commit in enumerate(upstream):
-        text = git(
-            CPYTHON, "format-patch", "--stdout", "--zero-commit", "--no-signature",
-            "--full-index", "-1", commit,
-        )
+        text = subprocess.run(
+            ["git", "-C", str(CPYTHON), "format-patch", "--stdout", "--zero-commit",
+             "--no-signature", "--full-index", "-1", commit],
+            capture_output=True, text=True, env=ENV, check=True,
+        ).stdout
         text = text.replace(
             "\n---\n",
             "\n\nUpstream-Status: Accepted https://github.com/python/cpython\n---\n",
             1,
         )
         name = f"upstream-{i + 1}.patch"
-        (s0 / name).write_text(text + "\n")
+        (s0 / name).write_text(text)
         names.append(name)
     own = (
         "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
@@ -98,7 +99,10 @@ def make_templates(work):
         "A change of our own, so an update has something to replay.\n\n"
         "Upstream-Status: Inappropriate [test]\n---\n"
     )
-    readme = git(CPYTHON, "show", f"{b0}:README.rst").splitlines(keepends=True)
+    readme = subprocess.run(
+        ["git", "-C", str(CPYTHON), "show", f"{b0}:README.rst"],
+        capture_output=True, text=True, env=ENV, check=True,
+    ).stdout.splitlines(keepends=True)
     # A one-line change at the end of README.rst, as a unified diff made by git itself.
     tmp = work / "own"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -106,8 +110,11 @@ def make_templates(work):
     (tmp / "README.rst").write_text("".join(readme))
     git(tmp, "add", "README.rst")
     (tmp / "README.rst").write_text("".join(readme) + "Hello from the kill campaign.\n")
-    diff = git(tmp, "diff", "--full-index", "README.rst")
-    own += diff + "\n"
+    diff = subprocess.run(
+        ["git", "-C", str(tmp), "diff", "--full-index", "README.rst"],
+        capture_output=True, text=True, env=ENV, check=True,
+    ).stdout
+    own += diff
     (s0 / "own.patch").write_text(own)
     names.append("own.patch")
     series = "".join(f"  - {n}\n" for n in names)
@@ -239,6 +246,8 @@ def main():
         # Only our own patch applies on the old base.
         y = root / "patches" / "cpython" / "stack.yaml"
         y.write_text(re.sub(r"series:\n(.|\n)*", "series:\n  - own.patch\n", y.read_text()))
+        for n in names[:-1]:
+            (root / "patches" / "cpython" / n).unlink()
         return ["sync", "cpython"], ["sync", "cpython"], lambda: synced(root, co, own_only)
 
     def sc_update():
