@@ -82,6 +82,51 @@ fn no_subprocess_outside_xshell() {
     }
 }
 
+/// The command modules: one per subcommand in `main.rs`.
+const COMMANDS: &[&str] = &[
+    "build_all",
+    "check",
+    "export",
+    "save",
+    "status",
+    "sync",
+    "verify",
+];
+
+/// Commands share code through the ops layer (`ops/`) and the modules below it; a command that
+/// reached into another's internals would tie their changes together again.
+#[test]
+fn no_command_imports_another() {
+    let src = root().join("xtask/src");
+    for path in sources() {
+        let rel = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let Some(own) = COMMANDS
+            .iter()
+            .find(|c| rel == format!("{c}.rs") || rel.starts_with(&format!("{c}/")))
+        else {
+            continue;
+        };
+        let text = fs_err::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for other in COMMANDS.iter().filter(|c| *c != own) {
+                let uses = [format!("crate::{other}::"), format!("crate::{other};")];
+                let uses_braced = format!("crate::{{{other}");
+                if uses.iter().any(|u| line.contains(u.as_str())) || line.contains(&uses_braced) {
+                    panic!(
+                        "{}:{}: the `{own}` command uses `{other}`; move what they share into `ops/`",
+                        path.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// `println!` panics when stdout is a closed pipe (`cargo xtask status | head -1`); command
 /// output goes through `outln!` / `fsx::print_stdout`, which end quietly there.
 #[test]
