@@ -163,6 +163,9 @@ def interrupt(root, args, delay, sig):
         [str(XTASK), "--root", str(root), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
         stdin=subprocess.DEVNULL, start_new_session=True,
+        # A terminal's Ctrl-C finds SIGINT at its default; a shell's background job (this
+        # script under `nohup ... &`) would pass it on ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(delay)
     finished = p.poll() is not None

@@ -70,19 +70,10 @@ impl Checkout<'_> {
             .env("GIT_COMMITTER_NAME", COMMITTER.0)
             .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
         let out = cli::output(am).with_context(|| format!("in `{}`", self.dir.display()))?;
-        if out.status.success() {
-            return Ok(AmOutcome::Applied);
-        }
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
-        if !self.am_in_progress() {
-            bail!(
-                "git am failed in `{}`:\n{}",
-                self.dir.display(),
-                text.trim_end()
-            );
-        }
-        Ok(AmOutcome::Stopped { git_output: text })
+        am_outcome(out.status.code(), self.am_in_progress(), text)
+            .with_context(|| format!("in `{}`", self.dir.display()))
     }
 
     /// Whether `git am` stopped here and waits for `--continue`, `--skip` or `--abort`.
@@ -193,9 +184,44 @@ pub fn parse_apply_check(stderr: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// What a finished `git am` means. A git that a signal ended (Ctrl-C reaches the whole
+/// process group; a kill) has not stopped at a conflict, even though it leaves
+/// `rebase-apply/` behind: calling that a conflict would send the user to `--continue` on a
+/// half-applied patch. It is an error instead, and the operation's intent record (kept on
+/// error) lets a plain rerun redo it.
+pub(crate) fn am_outcome(code: Option<i32>, in_progress: bool, text: String) -> Result<AmOutcome> {
+    match code {
+        Some(0) => Ok(AmOutcome::Applied),
+        None => bail!(
+            "git am was interrupted by a signal; nothing is lost: run the same command again to redo it"
+        ),
+        Some(_) if !in_progress => bail!("git am failed:\n{}", text.trim_end()),
+        Some(_) => Ok(AmOutcome::Stopped { git_output: text }),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_git_am_ended_by_a_signal_is_an_interruption_not_a_conflict() {
+        let stopped = |r: Result<AmOutcome>| matches!(r, Ok(AmOutcome::Stopped { .. }));
+        assert!(matches!(
+            am_outcome(Some(0), false, String::new()),
+            Ok(AmOutcome::Applied)
+        ));
+        assert!(stopped(am_outcome(Some(1), true, "conflict".into())));
+        // Killed mid-apply: `rebase-apply/` is there, but nothing stopped at a conflict.
+        let err = am_outcome(None, true, String::new()).err().unwrap();
+        assert!(
+            format!("{err}").contains("interrupted by a signal"),
+            "{err}"
+        );
+        let err = am_outcome(Some(128), false, "fatal: x".into())
+            .err()
+            .unwrap();
+        assert!(format!("{err}").contains("fatal: x"), "{err}");
+    }
 
     #[test]
     fn reads_failed_hunks() {
