@@ -158,6 +158,9 @@ def named_command(text):
     return m.group(1).split() if m else None
 
 
+SIGINT_DEFAULT = True
+
+
 def interrupt(root, args, delay, sig):
     p = subprocess.Popen(
         [str(XTASK), "--root", str(root), *args],
@@ -165,7 +168,8 @@ def interrupt(root, args, delay, sig):
         stdin=subprocess.DEVNULL, start_new_session=True,
         # A terminal's Ctrl-C finds SIGINT at its default; a shell's background job (this
         # script under `nohup ... &`) would pass it on ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        if SIGINT_DEFAULT else None,
     )
     time.sleep(delay)
     finished = p.poll() is not None
@@ -199,7 +203,12 @@ def main():
     ap.add_argument("--kills", type=int, default=3, help="SIGKILL trials per scenario")
     ap.add_argument("--ints", type=int, default=2, help="SIGINT trials per scenario")
     ap.add_argument("--seed", type=int, default=803)
+    ap.add_argument("--only", help="run one scenario")
+    ap.add_argument("--inherit-sigint", action="store_true",
+                    help="leave SIGINT as this script got it (ignored under `nohup ... &`)")
     a = ap.parse_args()
+    global SIGINT_DEFAULT
+    SIGINT_DEFAULT = not a.inherit_sigint
     rnd = random.Random(a.seed)
     if not XTASK.exists():
         raise SystemExit("build it first: cargo build --release -p xtask")
@@ -305,6 +314,8 @@ def main():
 
     rows = []
     for name, fn in scenarios.items():
+        if a.only and name != a.only:
+            continue
         for sig, n in ((signal.SIGKILL, a.kills), (signal.SIGINT, a.ints)):
             hit = 0
             # A trial counts only if the signal arrived while the command was running; the
