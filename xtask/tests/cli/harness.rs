@@ -144,6 +144,19 @@ impl World {
         out
     }
 
+    /// `snapshot` with the upstream's temp-dir URL replaced by `URL`, to compare the stacks
+    /// of two worlds.
+    pub fn snapshot_portable(&self, project: &str) -> Vec<(String, Vec<u8>)> {
+        let url = self.upstream_url();
+        self.snapshot(project)
+            .into_iter()
+            .map(|(n, b)| {
+                let text = String::from_utf8_lossy(&b).replace(&url, "URL");
+                (n, text.into_bytes())
+            })
+            .collect()
+    }
+
     /// The xtask binary with the fixed environment and `--root`.
     pub fn xtask_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
