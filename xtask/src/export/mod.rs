@@ -338,7 +338,9 @@ fn build_group(
 /// same for the same patches).
 fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     let path = wt.dir.join(file);
-    fs_err::create_dir_all(path.parent().unwrap())?;
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
     fs_err::write(&path, text)?;
     let message = format!(
         "Add a news entry placeholder\n\nRename {file} once the pull request has a number."

@@ -20,14 +20,31 @@ pub fn order(
     }
     let mut owner: BTreeMap<&PatchName, &str> = BTreeMap::new();
     for g in groups {
+        // The name becomes a branch, a worktree folder and part of a file name: `..` or a
+        // leading dot would leave the folder (and git refuses such ref components anyway).
         if g.name.is_empty()
+            || g.name.starts_with('.')
+            || g.name.contains("..")
             || !g
                 .name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
             bail!(
-                "group name `{}` must be letters, digits, `-`, `_` or `.` (it names the branch pr/<name>)",
+                "group name `{}` must be letters, digits, `-`, `_` or `.`, not starting with `.` and without `..` (it names the branch pr/<name>)",
+                g.name
+            );
+        }
+        // `news` names a folder or a file suffix in upstream's tree (CPython's
+        // `Misc/NEWS.d/next/<section>/`, PyO3's `<n>.<type>.md`): one plain word.
+        if let Some(news) = &g.news
+            && (news.is_empty()
+                || !news
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)))
+        {
+            bail!(
+                "group `{}`: news `{news}` must be one word of letters, digits, `-` or `_` (such as `changed` or `Core_and_Builtins`)",
                 g.name
             );
         }
@@ -42,10 +59,11 @@ pub fn order(
                 bail!("`{p}` is in two groups: `{other}` and `{}`", g.name);
             }
         }
+        // Every patch is in the series (checked above), so none is left out here.
         let positions: Vec<usize> = g
             .patches
             .iter()
-            .map(|p| series.iter().position(|s| s == p).unwrap())
+            .filter_map(|p| series.iter().position(|s| s == p))
             .collect();
         if positions.windows(2).any(|w| w[0] > w[1]) {
             bail!("group `{}` lists its patches out of series order", g.name);
@@ -105,7 +123,9 @@ pub fn order(
     for g in groups {
         let stands_on = ancestors(&g.name, &by_name);
         for p in &g.patches {
-            let at = series.iter().position(|s| s == p).unwrap();
+            let Some(at) = series.iter().position(|s| s == p) else {
+                continue;
+            };
             for earlier in &series[..at] {
                 let Some(other) = owner.get(earlier) else {
                     continue;
@@ -218,6 +238,24 @@ mod tests {
             .map(|g| g.name)
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn names_and_news_cannot_leave_their_folders() {
+        let f = files(&[]);
+        for name in ["..", ".hidden", "a..b", "a/b", ""] {
+            let err = order(&series(), &[group(name, &["a1.patch"], &[])], &f).unwrap_err();
+            assert!(err.to_string().contains("must be letters"), "{name}: {err}");
+        }
+        for news in ["../../../../tmp", "a/b", "x.y", ""] {
+            let mut g = group("a", &["a1.patch"], &[]);
+            g.news = Some(news.into());
+            let err = order(&series(), &[g], &f).unwrap_err();
+            assert!(err.to_string().contains("one word"), "{news}: {err}");
+        }
+        let mut g = group("a.b-c_1", &["a1.patch"], &[]);
+        g.news = Some("Core_and_Builtins".into());
+        assert!(order(&series(), &[g], &f).is_ok());
     }
 
     #[test]
