@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 use crate::git::{self, Checkout};
-use crate::manifest::{Base, PatchName};
+use crate::manifest::{PatchName, Source};
 use crate::ops::export::{describe_changes, export_range, write_series};
 use crate::ops::intent::{self, Op};
 use crate::ops::update_state::UpdateState;
@@ -90,9 +90,9 @@ pub fn save_one(sh: &Shell, layout: &Layout, project: &Project) -> Result<String
             project.name
         )
     })?;
-    let pinned = match &project.stack.base {
-        Base::Commit(id) => Some(git2::Oid::from_str(id)?),
-        Base::Sdist { sha256, .. } => git::ref_target(&repo, &pypi::import_ref(sha256)),
+    let pinned = match &project.stack.source {
+        Source::Git { commit, .. } => Some(git2::Oid::from_str(commit)?),
+        Source::Pypi { sha256, .. } => git::ref_target(&repo, &pypi::import_ref(sha256)),
     };
     if pinned != Some(base) {
         bail!(

@@ -318,9 +318,11 @@ pub fn require_clean_lint(layout: &Layout, project: &Project) -> Result<()> {
 /// The digest of a stack as it is on disk: its pinned base (as written, so no resolving is
 /// needed on the no-op path) and its patch files.
 pub fn digest(project: &Project) -> Result<String> {
-    let base = match &project.stack.base {
-        manifest::Base::Commit(id) => id.clone(),
-        manifest::Base::Sdist { version, sha256 } => format!("sdist {version} {sha256}"),
+    let base = match &project.stack.source {
+        manifest::Source::Git { commit, .. } => commit.clone(),
+        manifest::Source::Pypi {
+            version, sha256, ..
+        } => format!("sdist {version} {sha256}"),
     };
     series_digest(&base, project)
 }

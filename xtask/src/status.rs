@@ -9,7 +9,7 @@ use xshell::Shell;
 
 use crate::fsx::print_stdout;
 use crate::git::{self, Checkout};
-use crate::manifest::{Base, Upstream};
+use crate::manifest::Source;
 use crate::ops::update_state::{DryRun, UpdateState};
 use crate::ops::{Plan, observe, plan};
 use crate::pypi;
@@ -87,12 +87,9 @@ impl Args {
 
 fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStatus> {
     let s = &project.stack;
-    let (upstream, base) = match (&s.upstream, &s.base) {
-        (Upstream::Git(url), Base::Commit(id)) => (url.clone(), id.clone()),
-        (Upstream::Pypi { pypi }, Base::Sdist { version, .. }) => {
-            (format!("pypi:{pypi}"), version.clone())
-        }
-        _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
+    let (upstream, base) = match &s.source {
+        Source::Git { url, commit } => (url.clone(), commit.clone()),
+        Source::Pypi { name, version, .. } => (format!("pypi:{name}"), version.clone()),
     };
     let mut row = StackStatus {
         project: project.name.clone(),
@@ -113,7 +110,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
     }
     let co = Checkout::new(sh, &dir);
     let repo = co.open()?;
-    if let Base::Commit(id) = &s.base {
+    if let Source::Git { commit: id, .. } = &s.source {
         let tracked = git::ref_target(&repo, &format!("refs/remotes/origin/{}", s.track));
         if let (Some(t), Ok(b)) = (tracked, git2::Oid::from_str(id)) {
             row.behind = repo.graph_ahead_behind(t, b).ok().map(|(ahead, _)| ahead);
@@ -167,7 +164,7 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         Plan::UpToDate => "clean",
         Plan::Apply => "stale",
     };
-    if let Base::Sdist { sha256, .. } = &s.base
+    if let Source::Pypi { sha256, .. } = &s.source
         && git::ref_target(&repo, &pypi::import_ref(sha256)).is_none()
     {
         row.details

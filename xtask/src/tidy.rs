@@ -1,6 +1,6 @@
 //! Repository rules checked as ordinary tests: formatting of module docs, the lockfile's
-//! security floor, a layout that tells the truth, and git calls that cannot take a value
-//! for an option.
+//! security floor, a layout that tells the truth, git calls that cannot take a value
+//! for an option, and no `unreachable!` outside tests.
 
 use std::path::{Path, PathBuf};
 
@@ -155,6 +155,65 @@ fn workspace_excludes_checkouts_and_build_copies() {
     assert!(
         manifest.contains(r#"exclude = ["checkouts", "target"]"#),
         "Cargo.toml must exclude checkouts and target"
+    );
+}
+
+/// The lines of `text` outside `#[cfg(test)]` items, numbered from 1. rustfmt closes an item
+/// with a `}` at the indentation of its attribute, which is where the skipping stops.
+fn non_test_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        if line.trim() != "#[cfg(test)]" {
+            out.push((n + 1, line));
+            continue;
+        }
+        let close = format!("{}}}", &line[..line.len() - line.trim_start().len()]);
+        for (_, item) in lines.by_ref() {
+            if item == close || (item.trim_end().ends_with(';') && !item.contains('{')) {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Item 13 of issue 10: a panic that input can reach is a bug. `unreachable!` and friends
+/// assert that input cannot get there; make that true with the types instead (as
+/// `manifest::Source` does for an upstream and its base) and return an error where it can.
+#[test]
+fn no_unreachable_outside_tests() {
+    let needles = [
+        ["unreachable", "!("].concat(),
+        ["todo", "!("].concat(),
+        ["unimplemented", "!("].concat(),
+    ];
+    for path in sources() {
+        let text = fs_err::read_to_string(&path).unwrap();
+        for (n, line) in non_test_lines(&text) {
+            let code = line.split("//").next().unwrap_or("");
+            if let Some(needle) = needles.iter().find(|x| code.contains(x.as_str())) {
+                panic!(
+                    "{}:{n}: `{needle}` in code input may reach; make the case impossible in the types or return an error",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn test_items_are_skipped_and_nothing_else() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod t;\nfn b() {}\n#[cfg(test)]\nmod tests {\n    fn c() {\n    }\n}\nfn d() {}\n    #[cfg(test)]\n    fn e() {\n    }\n    fn f() {}\n";
+    let kept: Vec<(usize, &str)> = non_test_lines(text);
+    assert_eq!(
+        kept,
+        [
+            (1, "fn a() {}"),
+            (4, "fn b() {}"),
+            (10, "fn d() {}"),
+            (14, "    fn f() {}")
+        ]
     );
 }
 

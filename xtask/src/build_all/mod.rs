@@ -297,9 +297,11 @@ fn make_report(
     for p in projects {
         stacks.push(report::StackInfo {
             project: p.name.clone(),
-            base: match &p.stack.base {
-                crate::manifest::Base::Commit(id) => id.clone(),
-                crate::manifest::Base::Sdist { version, sha256 } => {
+            base: match &p.stack.source {
+                crate::manifest::Source::Git { commit, .. } => commit.clone(),
+                crate::manifest::Source::Pypi {
+                    version, sha256, ..
+                } => {
                     format!("{version} sha256:{sha256}")
                 }
             },

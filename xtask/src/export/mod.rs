@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::git::{self, AmOutcome, Checkout};
-use crate::manifest::{PatchName, PrGroup, Upstream};
+use crate::manifest::{PatchName, PrGroup, Source};
 use crate::stack::{self, Layout, Project};
 use describe::{Check, Convention};
 
@@ -88,7 +88,7 @@ struct Built {
 }
 
 fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result<()> {
-    let Upstream::Git(url) = &project.stack.upstream else {
+    let Source::Git { url, .. } = &project.stack.source else {
         bail!(
             "`{}` comes from PyPI; pull requests need a git upstream",
             project.name

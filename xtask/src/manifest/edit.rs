@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{Base, PatchName};
+use super::{PatchName, Source};
 
 /// Rewrites `version:` and `series:` in `stack.yaml` text, leaving every other line (comments,
 /// `build:`, `prs:`) as the author wrote it.
@@ -54,8 +54,10 @@ pub fn with_series(text: &str, version: u64, series: &[PatchName]) -> Result<Str
     Ok(text)
 }
 
-/// Rewrites the `base:` entry (a line for a commit, a block for an sdist), keeping the rest.
-pub fn with_base(text: &str, base: &Base) -> Result<String> {
+/// Rewrites the `base:` entry to the pin of `source` (a line for a commit, a block for an
+/// sdist), keeping the rest. `source` is the stack's own, re-pinned ([`Source::with_pin`]), so
+/// the new base is of the kind its `upstream:` takes.
+pub fn with_base(text: &str, source: &Source) -> Result<String> {
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
         .iter()
@@ -66,12 +68,14 @@ pub fn with_base(text: &str, base: &Base) -> Result<String> {
     {
         end += 1;
     }
-    let new: Vec<String> = match base {
-        Base::Commit(id) if super::values::reads_as_number(id) => {
-            vec![format!("base: \"{id}\"")]
+    let new: Vec<String> = match source {
+        Source::Git { commit, .. } if super::values::reads_as_number(commit) => {
+            vec![format!("base: \"{commit}\"")]
         }
-        Base::Commit(id) => vec![format!("base: {id}")],
-        Base::Sdist { version, sha256 } => {
+        Source::Git { commit, .. } => vec![format!("base: {commit}")],
+        Source::Pypi {
+            version, sha256, ..
+        } => {
             vec![
                 "base:".into(),
                 format!("  version: \"{version}\""),
@@ -103,25 +107,30 @@ mod tests {
 
     #[test]
     fn with_base_replaces_line_or_block() {
-        let out = with_base(GIT, &Base::Commit("a".repeat(40))).unwrap();
-        assert_eq!(parse("s", &out).unwrap().base, Base::Commit("a".repeat(40)));
+        let git = |commit: &str| Source::Git {
+            url: "https://github.com/PyO3/pyo3".into(),
+            commit: commit.into(),
+        };
+        let out = with_base(GIT, &git(&"a".repeat(40))).unwrap();
+        assert_eq!(parse("s", &out).unwrap().source, git(&"a".repeat(40)));
         assert!(out.starts_with("upstream: https://github.com/PyO3/pyo3\ntrack: main\nbase: aaaa"));
         // An id YAML would read as a number is written quoted, so it reads back as written.
         for id in [
             "1".repeat(40),
             format!("{}e{}", "1".repeat(20), "2".repeat(19)),
         ] {
-            let out = with_base(GIT, &Base::Commit(id.clone())).unwrap();
+            let out = with_base(GIT, &git(&id)).unwrap();
             assert!(out.contains(&format!("base: \"{id}\"\n")), "{out}");
-            assert_eq!(parse("s", &out).unwrap().base, Base::Commit(id));
+            assert_eq!(parse("s", &out).unwrap().source, git(&id));
         }
         let pypi = "upstream:\n  pypi: x\ntrack: '>=1'\nbase:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5\nversion: 1\nseries: []\n";
-        let sdist = Base::Sdist {
+        let sdist = Source::Pypi {
+            name: "x".into(),
             version: "1.1".into(),
             sha256: "b".repeat(64),
         };
         let out = with_base(pypi, &sdist).unwrap();
-        assert_eq!(parse("s", &out).unwrap().base, sdist);
+        assert_eq!(parse("s", &out).unwrap().source, sdist);
         assert!(out.ends_with("version: 1\nseries: []\n"), "{out}");
     }
 

@@ -9,38 +9,53 @@ use serde::{Deserialize, Serialize};
 mod edit;
 mod guard;
 mod name;
+mod source;
 mod values;
 
 pub use edit::{with_base, with_series};
 pub use guard::{MAX_BRACKETS, MAX_DEPTH};
 pub use name::PatchName;
+use source::Upstream;
+pub use source::{Pin, Source};
 pub use values::is_full_hex;
 
-/// One stack as written in `stack.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// One stack, from `stack.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
-    /// Where the unpatched source comes from.
-    pub upstream: Upstream,
+    /// Where the unpatched source comes from and the pinned base the series applies to
+    /// (`upstream:` and `base:`).
+    pub source: Source,
     /// What `sync --update` follows: a branch for git, a version specifier for PyPI.
     pub track: String,
-    /// The pinned base the series applies to.
-    pub base: Base,
     /// Bumped whenever the content of the series changes.
     pub version: u64,
     /// Patch file names, in application order.
-    #[serde(default)]
     pub series: Vec<PatchName>,
     /// What `build-all` does with this stack (see `docs/stack-format.md`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     /// Pull-request groups for `export-prs`, in the order they are listed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prs: Vec<PrGroup>,
     /// Commands that must pass on every exported pull-request branch (no shell: each string
     /// is split on whitespace).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<String>,
+}
+
+/// `stack.yaml` as written, before `parse` pairs `upstream:` with `base:` into a [`Source`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStack {
+    upstream: Upstream,
+    track: String,
+    base: Pin,
+    version: u64,
+    #[serde(default)]
+    series: Vec<PatchName>,
+    #[serde(default)]
+    build: Option<Build>,
+    #[serde(default)]
+    prs: Vec<PrGroup>,
+    #[serde(default)]
+    verify: Vec<String>,
 }
 
 /// One pull request `export-prs` makes from part of the series.
@@ -143,26 +158,6 @@ pub enum RecipeKind {
     Setuptools,
 }
 
-/// The source of a stack's unpatched tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Upstream {
-    /// A git repository URL, fetched with the `git` CLI.
-    Git(String),
-    /// A source distribution on the package index.
-    Pypi { pypi: String },
-}
-
-/// The pinned base of a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Base {
-    /// A full 40-hex commit id.
-    Commit(String),
-    /// An sdist version and the sha256 of its archive.
-    Sdist { version: String, sha256: String },
-}
-
 /// Parses `stack.yaml` text. Errors carry `file:line:column` when the parser knows them.
 ///
 /// Before the parser sees the text, its nesting is capped ([`MAX_DEPTH`], [`MAX_BRACKETS`]):
@@ -180,7 +175,7 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
             "{file}: {brackets} `[` and `{{` characters; a stack.yaml may hold {MAX_BRACKETS} (see docs/stack-format.md)"
         );
     }
-    let stack: Stack = serde_yaml::from_str(text).map_err(|e| {
+    let raw: RawStack = serde_yaml::from_str(text).map_err(|e| {
         let msg = guard::sanitize(&strip_location(&e.to_string()));
         match e.location() {
             Some(loc) => anyhow::anyhow!("{file}:{}:{}: {msg}", loc.line(), loc.column()),
@@ -192,17 +187,17 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
             .position(|l| l.starts_with(&format!("{key}:")))
             .map_or(1, |i| i + 1)
     };
-    match (&stack.upstream, &stack.base) {
-        (Upstream::Git(_), Base::Sdist { .. }) => bail!(
-            "{file}:{}:1: a git upstream needs a commit id as base, not a version and sha256",
-            line_of("base")
-        ),
-        (Upstream::Pypi { .. }, Base::Commit(_)) => bail!(
-            "{file}:{}:1: a PyPI upstream needs `version` and `sha256` as base, not a commit id",
-            line_of("base")
-        ),
-        _ => {}
-    }
+    let source = Source::pair(raw.upstream, raw.base)
+        .map_err(|why| anyhow::anyhow!("{file}:{}:1: {why}", line_of("base")))?;
+    let stack = Stack {
+        source,
+        track: raw.track,
+        version: raw.version,
+        series: raw.series,
+        build: raw.build,
+        prs: raw.prs,
+        verify: raw.verify,
+    };
     if stack.track.trim().is_empty() {
         bail!("{file}:{}:1: `track` is empty", line_of("track"));
     }
@@ -265,8 +260,11 @@ mod tests {
     fn parses_git_and_pypi_stacks() {
         let s = parse("stack.yaml", GIT).unwrap();
         assert_eq!(
-            s.upstream,
-            Upstream::Git("https://github.com/PyO3/pyo3".into())
+            s.source,
+            Source::Git {
+                url: "https://github.com/PyO3/pyo3".into(),
+                commit: "34f08c32dec2a3170fbe2e177910352489678816".into()
+            }
         );
         assert!(s.series.is_empty());
         let p = parse(
@@ -275,9 +273,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            p.upstream,
-            Upstream::Pypi {
-                pypi: "cryptography".into()
+            p.source,
+            Source::Pypi {
+                name: "cryptography".into(),
+                version: "50.0.2".into(),
+                sha256: "7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5".into()
             }
         );
         assert_eq!(p.series, vec![PatchName::new("a.patch").unwrap()]);
@@ -350,16 +350,23 @@ mod tests {
     }
 
     #[test]
-    fn refuses_mismatched_base() {
-        let text = GIT.replace(
-            "base: 34f08c32dec2a3170fbe2e177910352489678816",
-            "base:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5",
-        );
-        let err = parse("stack.yaml", &text).unwrap_err().to_string();
-        assert!(
-            err.contains("stack.yaml:3:1: a git upstream needs a commit id"),
-            "{err}"
-        );
+    fn refuses_mismatched_upstream_and_base() {
+        let sdist = "base:\n  version: '1.0'\n  sha256: 7b46165bb56eb4704e2eaaf86f3c940d19154535d9b0ca7d6d590b04060e00d5\n";
+        let commit = "base: 34f08c32dec2a3170fbe2e177910352489678816\n";
+        let cases = [
+            (
+                format!("# a comment\nupstream: https://x.org/y\ntrack: main\n{sdist}version: 1\n"),
+                "s.yaml:4:1: a git upstream needs a commit id as base, not a version and sha256",
+            ),
+            (
+                format!("upstream:\n  pypi: demo\ntrack: '>=1'\n{commit}version: 1\n"),
+                "s.yaml:4:1: a PyPI upstream needs `version` and `sha256` as base, not a commit id",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse("s.yaml", &text).unwrap_err().to_string();
+            assert_eq!(err, want);
+        }
     }
 
     #[test]
@@ -376,8 +383,8 @@ mod tests {
             &format!("\"{digits}\""),
         );
         assert_eq!(
-            parse("stack.yaml", &text).unwrap().base,
-            Base::Commit(digits)
+            parse("stack.yaml", &text).unwrap().source.pin(),
+            Pin::Commit(digits)
         );
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::{Base, Upstream};
+use super::source::{Pin, Upstream};
 
 impl<'de> Deserialize<'de> for Upstream {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -31,7 +31,7 @@ impl<'de> Deserialize<'de> for Upstream {
                 }
                 let name = name.ok_or_else(|| de::Error::missing_field("pypi"))?;
                 check_pypi_name(&name).map_err(de::Error::custom)?;
-                Ok(Upstream::Pypi { pypi: name })
+                Ok(Upstream::Pypi(name))
             }
         }
         d.deserialize_any(V)
@@ -47,41 +47,41 @@ pub fn reads_as_number(id: &str) -> bool {
         && id.bytes().filter(|&b| b == b'e').count() <= 1
 }
 
-impl<'de> Deserialize<'de> for Base {
+impl<'de> Deserialize<'de> for Pin {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Base;
+            type Value = Pin;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a full 40-hex commit id or `{version, sha256}`")
             }
-            fn visit_str<E: de::Error>(self, id: &str) -> Result<Base, E> {
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<Pin, E> {
                 if !is_full_hex(id, 40) {
                     return Err(E::custom(format!(
                         "`{id}` is not a full commit id (40 lower-case hex digits)"
                     )));
                 }
-                Ok(Base::Commit(id.to_string()))
+                Ok(Pin::Commit(id.to_string()))
             }
             // YAML reads an all-digit id as a number, and a 40-digit one does not even fit
             // an integer (it arrives as a rounded float), so the text is gone: say how to
             // write it instead of guessing. `with_base` quotes such ids when it writes one.
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Base, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Pin, E> {
                 Err(E::custom(NUMERIC_BASE))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Base, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Pin, E> {
                 Err(E::custom(NUMERIC_BASE))
             }
-            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Base, E> {
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Pin, E> {
                 Err(E::custom(NUMERIC_BASE))
             }
-            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Base, E> {
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Pin, E> {
                 Err(E::custom(NUMERIC_BASE))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Base, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Pin, E> {
                 Err(E::custom(NUMERIC_BASE))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Base, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pin, A::Error> {
                 let (mut version, mut sha256) = (None::<String>, None::<String>);
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -107,7 +107,7 @@ impl<'de> Deserialize<'de> for Base {
                 {
                     return Err(de::Error::custom(format!("`{version}` is not a version")));
                 }
-                Ok(Base::Sdist { version, sha256 })
+                Ok(Pin::Sdist { version, sha256 })
             }
         }
         d.deserialize_any(V)

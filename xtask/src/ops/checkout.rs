@@ -13,7 +13,7 @@ use super::intent::{self, Op};
 use super::recover::{Keep, backup, describe_unsaved, stopped};
 use crate::git::{self, AmOutcome, Checkout};
 use crate::lock::CheckoutLock;
-use crate::manifest::{Base, Upstream};
+use crate::manifest::Source;
 use crate::pypi;
 use crate::stack::{self, CheckoutState, Layout, Project};
 
@@ -143,12 +143,12 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
         Checkout::new(sh, &dir)
     } else {
         fs_err::create_dir_all(layout.checkouts())?;
-        match &project.stack.upstream {
-            Upstream::Git(url) => {
+        match &project.stack.source {
+            Source::Git { url, .. } => {
                 eprintln!("{}: cloning {url}", project.name);
                 Checkout::clone_from(sh, url, &dir)?
             }
-            Upstream::Pypi { .. } => Checkout::init(sh, &dir)?,
+            Source::Pypi { .. } => Checkout::init(sh, &dir)?,
         }
     };
     let recovery = intent::recover(&co, &shown, &project.name)?;
@@ -408,8 +408,8 @@ fn resolve_base(
     repo: &git2::Repository,
     project: &Project,
 ) -> Result<String> {
-    match (&project.stack.upstream, &project.stack.base) {
-        (Upstream::Git(url), Base::Commit(id)) => {
+    match &project.stack.source {
+        Source::Git { url, commit: id } => {
             if co.has_commit(repo, id) {
                 return Ok(id.clone());
             }
@@ -429,7 +429,11 @@ fn resolve_base(
             }
             Ok(id.clone())
         }
-        (Upstream::Pypi { pypi: name }, Base::Sdist { version, sha256 }) => {
+        Source::Pypi {
+            name,
+            version,
+            sha256,
+        } => {
             if let Some(id) = git::ref_target(repo, &pypi::import_ref(sha256)) {
                 return Ok(id.to_string());
             }
@@ -437,7 +441,6 @@ fn resolve_base(
             let sdist = pypi::Index::fetch(sh, name)?.sdist(version)?;
             pypi::download_and_import(co, &layout.xtask_target(), name, version, &sdist, sha256)
         }
-        _ => unreachable!("manifest::parse refuses mismatched upstream and base"),
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::absorb::Outcome;
 use crate::git::UpstreamChange;
-use crate::manifest::Base;
+use crate::manifest::Pin;
 use crate::stack::CheckoutState;
 
 /// The record of an update under way.
@@ -20,7 +20,7 @@ pub struct UpdateState {
     pub old_base: String,
     pub new_base: String,
     /// What `base:` in `stack.yaml` becomes.
-    pub new_pin: Base,
+    pub new_pin: Pin,
     pub old_tip: String,
     pub old_state: Option<CheckoutState>,
     pub commits_between: Option<usize>,
@@ -102,7 +102,7 @@ mod tests {
             version: STATE_VERSION,
             old_base: "a".into(),
             new_base: "b".into(),
-            new_pin: Base::Commit("b".into()),
+            new_pin: Pin::Commit("b".into()),
             old_tip: "t".into(),
             old_state: None,
             commits_between: None,

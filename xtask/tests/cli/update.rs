@@ -404,3 +404,35 @@ fn a_to_that_looks_like_an_option_runs_nothing() {
     }
     assert_eq!(w.snapshot("demo"), before);
 }
+
+/// The update record is read from disk: a `new_pin` of the other kind than the stack's
+/// upstream (a record edited by hand) is an error naming the file, never a panic, and the
+/// stack is left as it was.
+#[test]
+fn a_recorded_pin_of_the_wrong_kind_is_refused() {
+    let w = update_world("update-wrong-pin", true);
+    let before = w.snapshot("demo");
+    w.fails(&["sync", "--update"], 3);
+    let record = w.checkout("demo").join(".git/xtask-update.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let new_base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
+    let pin = format!("\"new_pin\": \"{new_base}\"");
+    assert!(text.contains(&pin), "{text}");
+    let sdist = format!(
+        "\"new_pin\": {{\"version\": \"1.0\", \"sha256\": \"{}\"}}",
+        "b".repeat(64)
+    );
+    std::fs::write(&record, text.replace(&pin, &sdist)).unwrap();
+    resolve_c_by_hand(&w);
+    let run = w.fails(&["sync", "--continue", "demo"], 1);
+    assert!(
+        run.stderr.contains(
+            "xtask-update.json`: `new_pin`: a git upstream needs a commit id as base, not a version and sha256; give up with `cargo xtask sync --abort demo`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(w.snapshot("demo"), before);
+    w.ok(&["sync", "--abort", "demo"]);
+    assert_eq!(w.snapshot("demo"), before);
+}

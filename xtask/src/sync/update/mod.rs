@@ -15,7 +15,7 @@ use xshell::Shell;
 use crate::absorb::Outcome;
 use crate::changelog;
 use crate::git::{self, AmOutcome, Checkout};
-use crate::manifest::{self, Base, PatchName, Upstream};
+use crate::manifest::{self, PatchName, Source};
 use crate::ops::Stopped;
 use crate::ops::checkout::untracked_in_the_way;
 use crate::ops::export;
@@ -61,7 +61,7 @@ pub fn update_one(
     let old_base = git::ref_target(&repo, git::BASE_REF)
         .context("no base ref")?
         .to_string();
-    let (new_base, new_pin) = find_new_base(sh, layout, &co, &repo, project, to)?;
+    let (new_base, new_source) = find_new_base(sh, layout, &co, &repo, project, to)?;
     if new_base == old_base {
         let _ = fs_err::remove_file(dry_run_path(&dir));
         return Ok(format!(
@@ -70,7 +70,7 @@ pub fn update_one(
             git::short(&old_base)
         ));
     }
-    let is_git = matches!(project.stack.upstream, Upstream::Git(_));
+    let is_git = matches!(project.stack.source, Source::Git { .. });
     let (commits_between, upstream_ids) = if is_git {
         let (new, old) = (
             git2::Oid::from_str(&new_base)?,
@@ -89,7 +89,7 @@ pub fn update_one(
         version: STATE_VERSION,
         old_base,
         new_base: new_base.clone(),
-        new_pin,
+        new_pin: new_source.pin(),
         old_tip,
         old_state: CheckoutState::read(&dir),
         commits_between,
@@ -221,9 +221,9 @@ fn find_new_base(
     repo: &git2::Repository,
     project: &Project,
     to: Option<&str>,
-) -> Result<(String, Base)> {
-    match &project.stack.upstream {
-        Upstream::Git(_) => {
+) -> Result<(String, Source)> {
+    match &project.stack.source {
+        Source::Git { url, .. } => {
             let id = match to {
                 Some(rev) if manifest::is_full_hex(rev, 40) && co.has_commit(repo, rev) => {
                     rev.to_string()
@@ -246,9 +246,17 @@ fn find_new_base(
                         .to_string()
                 }
             };
-            Ok((id.clone(), Base::Commit(id)))
+            let source = Source::Git {
+                url: url.clone(),
+                commit: id.clone(),
+            };
+            Ok((id, source))
         }
-        Upstream::Pypi { pypi: name } => {
+        Source::Pypi {
+            name,
+            version: cur,
+            sha256,
+        } => {
             // One look at the index serves both the version choice and the download.
             let index = pypi::Index::fetch(sh, name)?;
             let version = match to {
@@ -258,15 +266,10 @@ fn find_new_base(
                         format!("no {name} release matches `{}`", project.stack.track)
                     })?,
             };
-            if let Base::Sdist {
-                version: cur,
-                sha256,
-            } = &project.stack.base
-                && *cur == version
-            {
+            if *cur == version {
                 let id = git::ref_target(repo, &pypi::import_ref(sha256))
                     .context("sdist not imported")?;
-                return Ok((id.to_string(), project.stack.base.clone()));
+                return Ok((id.to_string(), project.stack.source.clone()));
             }
             eprintln!("{}: downloading the {name} {version} sdist", project.name);
             let sdist = index.sdist(&version)?;
@@ -278,13 +281,12 @@ fn find_new_base(
                 &sdist,
                 &sdist.sha256,
             )?;
-            Ok((
-                id,
-                Base::Sdist {
-                    version,
-                    sha256: sdist.sha256,
-                },
-            ))
+            let source = Source::Pypi {
+                name: name.clone(),
+                version,
+                sha256: sdist.sha256,
+            };
+            Ok((id, source))
         }
     }
 }
@@ -344,8 +346,17 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         export::export_range(co, layout, git2::Oid::from_str(&st.new_base)?, head, &old)?;
     let version = (old.stack.version, old.stack.version + 1);
     let names: Vec<PatchName> = exported.iter().map(|e| e.name.clone()).collect();
+    // The record is read from disk: a pin of the other kind (edited by hand) is refused here
+    // rather than written into a stack that `parse` would then refuse.
+    let new_source = old.stack.source.with_pin(&st.new_pin).map_err(|why| {
+        anyhow::anyhow!(
+            "`{}`: `new_pin`: {why}; give up with `cargo xtask sync --abort {}`",
+            layout.show(&state_path(&dir)),
+            project.name
+        )
+    })?;
     let text = manifest::with_series(
-        &manifest::with_base(&old.text, &st.new_pin)?,
+        &manifest::with_base(&old.text, &new_source)?,
         version.1,
         &names,
     )?;
@@ -359,14 +370,14 @@ fn finish(co: &Checkout, layout: &Layout, project: &Project, st: &UpdateState) -
         )
         .unwrap_or_default()
     };
-    let shown_base = |b: &str, pin: &Base| match pin {
-        Base::Sdist { version, .. } => format!("{version} ({})", git::short(b)),
-        Base::Commit(_) => git::short(b),
+    let shown_base = |b: &str, source: &Source| match source {
+        Source::Pypi { version, .. } => format!("{version} ({})", git::short(b)),
+        Source::Git { .. } => git::short(b),
     };
     let entry = changelog::render(&changelog::Entry {
         date: changelog::today(),
-        old_base: &shown_base(&st.old_base, &old.stack.base),
-        new_base: &shown_base(&st.new_base, &st.new_pin),
+        old_base: &shown_base(&st.old_base, &old.stack.source),
+        new_base: &shown_base(&st.new_base, &new_source),
         commits_between: st.commits_between,
         version,
         outcomes: &st.done,
