@@ -116,7 +116,9 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
             row.behind = repo.graph_ahead_behind(t, b).ok().map(|(ahead, _)| ahead);
         }
     }
-    if let Ok(Some(st)) = UpdateState::read(&dir) {
+    let update = UpdateState::read(&dir);
+    let updating = matches!(update, Ok(Some(_)));
+    if let Ok(Some(st)) = update {
         let at = st
             .patches
             .get(st.done.len())
@@ -148,21 +150,34 @@ fn status_of(sh: &Shell, layout: &Layout, project: &Project) -> Result<StackStat
         }
         row.last_dry_run = Some(dry);
     }
-    // The same reading of the checkout that sync acts on.
-    row.checkout = match plan(&observe(&co, &repo, project)?) {
-        Plan::Conflict => {
-            row.details
-                .push("stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into());
-            "mid-conflict"
+    // An operation of the tool's own that a crash or Ctrl-C cut short comes first: its
+    // half-done work tree is not the user's uncommitted work. (An update says so above.)
+    let interrupted = crate::ops::intent::read(&dir).filter(|_| !updating);
+    row.checkout = if let Some(intent) = interrupted {
+        row.details.push(format!(
+            "`{}` was interrupted: `{}` finishes it",
+            intent.op.git_command(),
+            intent.op.resume_command(&project.name)
+        ));
+        "interrupted"
+    } else {
+        // The same reading of the checkout that sync acts on.
+        match plan(&observe(&co, &repo, project)?) {
+            Plan::Conflict => {
+                row.details.push(
+                    "stopped at a patch: `cargo xtask sync --continue|--skip|--abort`".into(),
+                );
+                "mid-conflict"
+            }
+            Plan::Unsaved { uncommitted, .. } if !uncommitted.is_empty() => "uncommitted-changes",
+            Plan::Unsaved { .. } => {
+                row.details
+                    .push(format!("keep with `cargo xtask save {}`", project.name));
+                "unsaved-commits"
+            }
+            Plan::UpToDate => "clean",
+            Plan::Apply => "stale",
         }
-        Plan::Unsaved { uncommitted, .. } if !uncommitted.is_empty() => "uncommitted-changes",
-        Plan::Unsaved { .. } => {
-            row.details
-                .push(format!("keep with `cargo xtask save {}`", project.name));
-            "unsaved-commits"
-        }
-        Plan::UpToDate => "clean",
-        Plan::Apply => "stale",
     };
     if let Source::Pypi { sha256, .. } = &s.source
         && git::ref_target(&repo, &pypi::import_ref(sha256)).is_none()

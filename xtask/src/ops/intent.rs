@@ -43,6 +43,29 @@ impl Op {
         matches!(self, Op::Checkout { .. } | Op::Am | Op::AmAbort)
     }
 
+    /// The git command, for people.
+    pub fn git_command(&self) -> &'static str {
+        match self {
+            Op::Checkout { .. } => "git checkout",
+            Op::Am => "git am",
+            Op::AmContinue => "git am --continue",
+            Op::AmSkip => "git am --skip",
+            Op::AmAbort => "git am --abort",
+            Op::Stash => "git stash create",
+            Op::Fetch => "git fetch",
+        }
+    }
+
+    /// The one command that finishes what the operation was doing in stack `name`.
+    pub fn resume_command(&self, name: &str) -> String {
+        match self {
+            Op::AmContinue => format!("cargo xtask sync --continue {name}"),
+            Op::AmSkip => format!("cargo xtask sync --skip {name}"),
+            Op::AmAbort => format!("cargo xtask sync --abort {name}"),
+            _ => format!("cargo xtask sync {name}"),
+        }
+    }
+
     /// The crash-test point just after the record is written, before git starts.
     fn point(&self) -> &'static str {
         match self {

@@ -121,6 +121,13 @@ fn a_sync_killed_in_git_am_resumes_on_a_plain_rerun() {
     let new_base = move_base(&w);
     killed_at(&w, &["sync"], "in-am");
     half_am(&w, &co);
+    // status tells the tool's half-done work from the user's, and names the one command.
+    let json = w.ok(&["status", "--json", "demo"]).stdout;
+    assert!(json.contains(r#""checkout": "interrupted""#), "{json}");
+    assert!(
+        json.contains("`git am` was interrupted: `cargo xtask sync demo` finishes it"),
+        "{json}"
+    );
     let run = w.ok(&["sync"]);
     assert!(run.stdout.contains("synced 3 patches"), "{}", run.stderr);
     // Everything in the work tree was the tool's: nothing to keep.
