@@ -141,11 +141,48 @@ pub fn is_done(dir: &Path, key: &str) -> bool {
 /// The C compiler's first `--version` line: part of the CPython steps' keys. No compiler, or
 /// one that prints nothing, is an error naming it.
 pub fn cc_version(sh: &Shell) -> Result<String> {
-    let out = cmd!(sh, "cc --version")
-        .quiet()
-        .read()
-        .context("running `cc --version` (build-all needs a C compiler named `cc` on PATH)")?;
-    first_line("cc --version", &out)
+    match Platform::host() {
+        Platform::Posix => {
+            let out = cmd!(sh, "cc --version").quiet().read().context(
+                "running `cc --version` (build-all needs a C compiler named `cc` on PATH)",
+            )?;
+            first_line("cc --version", &out)
+        }
+        // CPython's `PCbuild/build.bat` finds MSVC with vswhere, not on PATH; ask the same.
+        Platform::Windows => {
+            let program_files = std::env::var("ProgramFiles(x86)")
+                .unwrap_or_else(|_| r"C:\Program Files (x86)".to_string());
+            let vswhere = vswhere_path(&program_files);
+            let out = cmd!(
+                sh,
+                "{vswhere} -latest -products * -requires Microsoft.VisualStudio.Component.VC.Tools.x86.x64 -property installationVersion"
+            )
+            .quiet()
+            .read()
+            .with_context(|| {
+                format!(
+                    "running `{}` (build-all needs Visual Studio with the C++ tools, as CPython's build.bat does)",
+                    vswhere.display()
+                )
+            })?;
+            msvc_key(&out)
+        }
+    }
+}
+
+/// Where the Visual Studio installer keeps vswhere, under `%ProgramFiles(x86)%`.
+pub fn vswhere_path(program_files_x86: &str) -> PathBuf {
+    Path::new(program_files_x86)
+        .join("Microsoft Visual Studio")
+        .join("Installer")
+        .join("vswhere.exe")
+}
+
+/// The compiler's part of a CPython key on Windows: `msvc <installation version>`.
+pub fn msvc_key(vswhere_out: &str) -> Result<String> {
+    let version = first_line("vswhere", vswhere_out)
+        .context("no Visual Studio with the C++ tools (Microsoft.VisualStudio.Component.VC.Tools.x86.x64) was found")?;
+    Ok(format!("msvc {version}"))
 }
 
 /// The first non-empty line of a tool's `--version` output, or an error naming the tool.
@@ -214,6 +251,23 @@ pub fn interpreters(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn windows_compiler_is_found_as_build_bat_finds_it() {
+        let p = vswhere_path(r"C:\Program Files (x86)");
+        assert!(p.ends_with("vswhere.exe"), "{}", p.display());
+        assert!(
+            p.to_string_lossy().contains("Microsoft Visual Studio"),
+            "{}",
+            p.display()
+        );
+        assert_eq!(
+            msvc_key("\n17.11.35312.102\r\n").unwrap(),
+            "msvc 17.11.35312.102"
+        );
+        let err = msvc_key("").unwrap_err();
+        assert!(format!("{err:#}").contains("C++ tools"), "{err:#}");
+    }
     use super::*;
 
     #[test]
