@@ -18,6 +18,10 @@ mod update;
 /// `refs/xtask/base` marking the base. A checkout that already equals base plus series is left
 /// alone. Work that exists only in the checkout (uncommitted changes, commits not yet saved
 /// with `cargo xtask save`) stops the sync unless `--force` is given, which keeps a backup ref.
+///
+/// Interrupted (Ctrl-C, a kill, a crash)? Run the same command again: the tool records each
+/// git operation it starts and finishes it; `cargo xtask status` names the command when one
+/// is needed. Exit codes: 0 done, 1 error, 3 stopped at a patch that does not apply.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Stacks to sync (default: every stack under `patches/`).
