@@ -34,6 +34,9 @@ impl Layout {
     pub fn lock_file(&self, project: &str) -> PathBuf {
         self.checkouts().join(format!("{project}.lock"))
     }
+    pub fn experiment_file(&self) -> PathBuf {
+        self.root.join("experiment.yaml")
+    }
     pub fn xtask_target(&self) -> PathBuf {
         self.root.join("target").join("xtask")
     }
@@ -142,6 +145,32 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
     true
+}
+
+/// `experiment.yaml`, checked, with every stack it names present in `patches/`.
+pub fn load_experiment(layout: &Layout) -> Result<crate::manifest::Experiment> {
+    let path = layout.experiment_file();
+    let shown = layout.show(&path);
+    if path.symlink_metadata().is_err() {
+        bail!(
+            "there is no {shown}: it says which interpreters and toolchain stacks the experiment has (see docs/stack-format.md)"
+        );
+    }
+    let bytes = read_stack_file(&path, &shown, MAX_STACK_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{shown}: not UTF-8 (at byte {})", e.utf8_error().valid_up_to()))?;
+    let experiment = crate::manifest::experiment::parse(&shown, &text)?;
+    let projects = layout.projects()?;
+    for name in experiment.stacks() {
+        if !projects.iter().any(|p| p == name) {
+            bail!(
+                "{shown} names the stack `{}`, which {} does not have",
+                crate::manifest::token(name),
+                layout.show(&layout.patches())
+            );
+        }
+    }
+    Ok(experiment)
 }
 
 /// A stack as loaded from `patches/<project>/`.

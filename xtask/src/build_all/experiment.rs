@@ -1,6 +1,8 @@
 //! The experiment's graph: which steps there are, what each one's key holds, what it needs,
-//! and which recipe runs it. `specs` is pure (tree ids and tool versions in, steps out), so
-//! the graph is tested without running anything.
+//! and which recipe runs it, all following from `experiment.yaml` (interpreters, toolchain
+//! roles, where wheels are built, how they are tested, which installs must be refused).
+//! `specs` is pure (the experiment, tree ids and tool versions in, steps out), so the graph
+//! is tested without running anything.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,16 +12,10 @@ use anyhow::{Context, Result, bail};
 use super::graph::StepSpec;
 use super::recipes::{self, Env};
 use super::run::Action;
-use super::step::{Flavour, Installer, StepId};
+use super::step::{Installer, StepId};
 use super::tools::Tools;
-use crate::manifest::{RecipeKind, Target};
+use crate::manifest::{Experiment, Interpreter, RecipeKind, RoleKind, Target};
 use crate::ops::interpreters::{CPYTHON_RECIPE, cpython_inputs};
-
-/// The CPython the stacks build; the wheel's python tag.
-pub const PYTHON_TAG: &str = "cp315";
-
-/// The environment every wheel is built on.
-pub const WHEEL_FLAVOUR: Flavour = Flavour::Freethreaded;
 
 /// Revision of each step's recipe, part of its key: bump one when its recipe changes what it
 /// produces. Revision 0 adds nothing to the key.
@@ -27,23 +23,19 @@ pub fn recipe_revision(id: &StepId) -> u32 {
     match id {
         StepId::CPython(_) => CPYTHON_RECIPE,
         StepId::Maturin => 1,
-        StepId::Env(_) => 2,
+        // 3: every `python` role is built into a wheel under `wheels/<role>/`.
+        StepId::Env(_) => 3,
         StepId::Wheel(_) => 1,
-        // 3: a failed test is re-run once on its own; `result.json` names flaky tests.
-        StepId::Test(..) => 3,
+        StepId::Install(..) => 1,
+        // 4: one suite per interpreter; a failed test is re-run once on its own.
+        StepId::Test(..) => 4,
+        StepId::Abi3Wheel(_) => 1,
+        StepId::Refusal(..) => 1,
     }
 }
 
-/// The tree ids of the toolchain's checkouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sources {
-    pub cpython: String,
-    pub maturin: String,
-    pub setuptools: String,
-    pub cffi: String,
-    /// Needed only when a target is built with maturin.
-    pub pyo3: Option<String>,
-}
+/// The tree id of each stack's checkout, by stack name.
+pub type Trees = BTreeMap<String, String>;
 
 /// A stack with a `build.target`, and the tree id of its checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +56,23 @@ fn input(label: &str, value: &str) -> (String, String) {
     (label.to_string(), value.to_string())
 }
 
+fn tree<'a>(trees: &'a Trees, stack: &str) -> Result<&'a str> {
+    trees
+        .get(stack)
+        .map(String::as_str)
+        .with_context(|| format!("no tree for the stack `{stack}` (is it synced?)"))
+}
+
+/// Whether an interpreter can run an abi3-only wheel: GIL-enabled builds can, free-threaded
+/// ones cannot (their ABI is abi3t).
+pub fn accepts_abi3(interp: &Interpreter) -> bool {
+    !interp.flavour.free_threaded()
+}
+
 /// Every step of the experiment with its inputs and dependencies.
 pub fn specs(
-    src: &Sources,
+    e: &Experiment,
+    trees: &Trees,
     tools: &Tools,
     targets: &[TargetInfo],
 ) -> Result<Vec<StepSpec<StepId>>> {
@@ -78,27 +84,34 @@ pub fn specs(
         leaf: false,
     };
     let mut specs = Vec::new();
-    for flavour in Flavour::ALL {
+    for i in &e.interpreters {
         // `cpython_inputs` holds the recipe revision: `verify` computes the same key.
-        let inputs = cpython_inputs(&src.cpython, &tools.cc, flavour);
-        specs.push(step(StepId::CPython(flavour), vec![], inputs));
+        let inputs = cpython_inputs(tree(trees, &i.stack)?, &tools.cc, i);
+        specs.push(step(StepId::CPython(i.name.clone()), vec![], inputs));
     }
-    specs.push(step(
-        StepId::Maturin,
-        vec![],
-        vec![input("tree", &src.maturin), input("rustc", &tools.rustc)],
-    ));
-    for flavour in Flavour::ALL {
+    let maturin = e.role(RoleKind::Maturin);
+    if let Some(m) = maturin {
         specs.push(step(
-            StepId::Env(flavour),
-            vec![StepId::CPython(flavour), StepId::Maturin],
+            StepId::Maturin,
+            vec![],
             vec![
-                input("constraints", &tools.constraints),
-                input("setuptools", &src.setuptools),
-                input("cffi", &src.cffi),
+                input("tree", tree(trees, &m.stack)?),
+                input("rustc", &tools.rustc),
             ],
         ));
     }
+    for i in &e.interpreters {
+        let mut deps = vec![StepId::CPython(i.name.clone())];
+        if maturin.is_some() {
+            deps.push(StepId::Maturin);
+        }
+        let mut inputs = vec![input("constraints", &tools.constraints)];
+        for r in e.roles(RoleKind::Python) {
+            inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
+        }
+        specs.push(step(StepId::Env(i.name.clone()), deps, inputs));
+    }
+    let builder = e.builder();
     for t in targets {
         if t.name.is_empty() || t.name.contains('/') {
             bail!("`{}` cannot name a build target", t.name);
@@ -108,40 +121,103 @@ pub fn specs(
             input("tree", &t.tree),
             input("kind", kind_name(t.target.kind)),
             input("rustc", &tools.rustc),
+            input("python-tag", &builder.python_tag()),
         ];
         if t.target.kind == RecipeKind::Maturin {
-            let pyo3 = src
-                .pyo3
-                .as_deref()
-                .context("a maturin target needs the `pyo3` stack, and there is none")?;
-            inputs.push(input("pyo3", pyo3));
+            if maturin.is_none() {
+                bail!(
+                    "`{}` is a maturin target, and experiment.yaml's toolchain has no `kind: maturin` role",
+                    t.name
+                );
+            }
+            let pyo3 = e.role(RoleKind::CargoPatch).with_context(|| {
+                format!(
+                    "`{}` is a maturin target, and experiment.yaml's toolchain has no `kind: cargo-patch` role (PyO3)",
+                    t.name
+                )
+            })?;
+            inputs.push(input("pyo3", tree(trees, &pyo3.stack)?));
         }
         let wheel = StepId::Wheel(t.name.clone());
         specs.push(step(
             wheel.clone(),
-            vec![StepId::Env(WHEEL_FLAVOUR)],
+            vec![StepId::Env(builder.name.clone())],
             inputs,
         ));
         let spec_text = serde_json::to_string(&t.target)?;
-        for flavour in Flavour::ALL {
-            for installer in Installer::ALL {
+        for i in e.tested() {
+            let needs = vec![
+                wheel.clone(),
+                StepId::CPython(i.name.clone()),
+                StepId::Env(i.name.clone()),
+            ];
+            for &installer in &e.tests.installers {
                 let mut cell = step(
-                    StepId::Test(t.name.clone(), flavour, installer),
+                    StepId::Install(t.name.clone(), i.name.clone(), installer),
+                    needs.clone(),
                     vec![
-                        wheel.clone(),
-                        StepId::CPython(flavour),
-                        StepId::Env(flavour),
-                    ],
-                    vec![
-                        input("tree", &t.tree),
-                        input("target", &spec_text),
+                        input("import", &t.target.import),
                         input("constraints", &tools.constraints),
                     ],
                 );
-                // pytest -n <jobs> uses every core; two at once starve the targets'
-                // threading tests (brotlicffi's concurrency test fails when oversubscribed).
-                cell.exclusive = true;
-                // A failed cell stops no other cell: nothing needs it.
+                cell.leaf = true;
+                specs.push(cell);
+            }
+            let mut suite = step(
+                StepId::Test(t.name.clone(), i.name.clone()),
+                needs,
+                vec![
+                    input("tree", &t.tree),
+                    input("target", &spec_text),
+                    input("constraints", &tools.constraints),
+                    input("installer", e.tests.suite.as_str()),
+                ],
+            );
+            // pytest -n <jobs> uses every core; two at once starve the targets'
+            // threading tests (brotlicffi's concurrency test fails when oversubscribed).
+            suite.exclusive = true;
+            // A failed cell stops no other cell: nothing needs it.
+            suite.leaf = true;
+            specs.push(suite);
+        }
+    }
+    for r in &e.refusals {
+        let Some(t) = targets.iter().find(|t| t.name == r.target) else {
+            bail!(
+                "experiment.yaml's refusal names `{}`, which has no `build.target` in its stack",
+                r.target
+            );
+        };
+        if t.target.kind != RecipeKind::Setuptools {
+            bail!(
+                "experiment.yaml's refusal names `{}`: the abi3-only wheel is built with the released setuptools, so the target must be `kind: setuptools`",
+                r.target
+            );
+        }
+        let wheel = StepId::Abi3Wheel(t.name.clone());
+        specs.push(step(
+            wheel.clone(),
+            vec![StepId::CPython(r.build_on.clone())],
+            vec![
+                input("tree", &t.tree),
+                input("constraints", &tools.constraints),
+                input("requires", &r.requires.join(" ")),
+            ],
+        ));
+        for i in e.tested() {
+            for &installer in &e.tests.installers {
+                let mut cell = step(
+                    StepId::Refusal(t.name.clone(), i.name.clone(), installer),
+                    vec![
+                        wheel.clone(),
+                        StepId::CPython(i.name.clone()),
+                        StepId::Env(i.name.clone()),
+                    ],
+                    vec![
+                        input("import", &t.target.import),
+                        input("expect", if accepts_abi3(i) { "accept" } else { "refuse" }),
+                    ],
+                );
                 cell.leaf = true;
                 specs.push(cell);
             }
@@ -157,8 +233,13 @@ pub fn specs(
 }
 
 /// The recipe that runs a step.
-pub fn action(env: &Arc<Env>, id: &StepId, targets: &[TargetInfo]) -> Result<Action<StepId>> {
-    let e = env.clone();
+pub fn action(
+    env: &Arc<Env>,
+    id: &StepId,
+    e: &Experiment,
+    targets: &[TargetInfo],
+) -> Result<Action<StepId>> {
+    let env = env.clone();
     let target = |name: &str| -> Result<Target> {
         targets
             .iter()
@@ -166,21 +247,67 @@ pub fn action(env: &Arc<Env>, id: &StepId, targets: &[TargetInfo]) -> Result<Act
             .map(|t| t.target.clone())
             .with_context(|| format!("no build target `{name}`"))
     };
+    let interp = |name: &str| -> Result<Interpreter> {
+        e.interpreter(name)
+            .cloned()
+            .with_context(|| format!("no interpreter `{name}` in experiment.yaml"))
+    };
+    let e = Arc::new(e.clone());
     Ok(match id.clone() {
-        StepId::CPython(flavour) => Box::new(move |ctx| recipes::cpython(&e, ctx, flavour)),
-        StepId::Maturin => Box::new(move |ctx| recipes::maturin(&e, ctx)),
-        StepId::Env(flavour) => Box::new(move |ctx| recipes::environment(&e, ctx, flavour)),
-        StepId::Wheel(project) => match target(&project)?.kind {
-            RecipeKind::Maturin => Box::new(move |ctx| {
-                recipes::maturin_wheel(&e, ctx, &project, WHEEL_FLAVOUR, PYTHON_TAG)
-            }),
-            RecipeKind::Setuptools => Box::new(move |ctx| {
-                recipes::setuptools_wheel(&e, ctx, &project, WHEEL_FLAVOUR, PYTHON_TAG)
-            }),
-        },
-        StepId::Test(project, flavour, installer) => {
-            let t = target(&project)?;
-            Box::new(move |ctx| recipes::test(&e, ctx, &project, &t, flavour, installer))
+        StepId::CPython(name) => {
+            let i = interp(&name)?;
+            Box::new(move |ctx| recipes::cpython(&env, ctx, &i))
+        }
+        StepId::Maturin => {
+            let role = e
+                .role(RoleKind::Maturin)
+                .context("no `kind: maturin` role in experiment.yaml")?
+                .clone();
+            Box::new(move |ctx| recipes::maturin(&env, ctx, &role.stack))
+        }
+        StepId::Env(name) => {
+            let i = interp(&name)?;
+            Box::new(move |ctx| recipes::environment(&env, ctx, &e, &i))
+        }
+        StepId::Wheel(project) => {
+            let builder = e.builder().clone();
+            match target(&project)?.kind {
+                RecipeKind::Maturin => {
+                    let pyo3 = e
+                        .role(RoleKind::CargoPatch)
+                        .context("no `kind: cargo-patch` role in experiment.yaml")?
+                        .stack
+                        .clone();
+                    Box::new(move |ctx| {
+                        recipes::maturin_wheel(&env, ctx, &project, &builder, &pyo3)
+                    })
+                }
+                RecipeKind::Setuptools => {
+                    Box::new(move |ctx| recipes::setuptools_wheel(&env, ctx, &project, &builder))
+                }
+            }
+        }
+        StepId::Install(project, name, installer) => {
+            let (t, i) = (target(&project)?, interp(&name)?);
+            Box::new(move |ctx| recipes::install(&env, ctx, &e, &project, &t, &i, installer))
+        }
+        StepId::Test(project, name) => {
+            let (t, i) = (target(&project)?, interp(&name)?);
+            let installer: Installer = e.tests.suite;
+            Box::new(move |ctx| recipes::test(&env, ctx, &e, &project, &t, &i, installer))
+        }
+        StepId::Abi3Wheel(project) => {
+            let r = e
+                .refusals
+                .iter()
+                .find(|r| r.target == project)
+                .context("no refusal for this target in experiment.yaml")?;
+            let (i, requires) = (interp(&r.build_on)?, r.requires.clone());
+            Box::new(move |ctx| recipes::abi3_wheel(&env, ctx, &project, &i, &requires))
+        }
+        StepId::Refusal(project, name, installer) => {
+            let (t, i) = (target(&project)?, interp(&name)?);
+            Box::new(move |ctx| recipes::refusal(ctx, &e, &project, &t, &i, installer))
         }
     })
 }
@@ -189,11 +316,12 @@ pub fn action(env: &Arc<Env>, id: &StepId, targets: &[TargetInfo]) -> Result<Act
 pub fn actions(
     env: &Arc<Env>,
     specs: &[StepSpec<StepId>],
+    e: &Experiment,
     targets: &[TargetInfo],
 ) -> Result<BTreeMap<StepId, Action<StepId>>> {
     specs
         .iter()
-        .map(|s| Ok((s.name.clone(), action(env, &s.name, targets)?)))
+        .map(|s| Ok((s.name.clone(), action(env, &s.name, e, targets)?)))
         .collect()
 }
 

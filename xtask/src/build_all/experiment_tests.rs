@@ -1,12 +1,19 @@
 //! Table tests of the experiment's graph, without running anything: what each step's key
-//! holds and which changes reach which keys.
+//! holds, which changes reach which keys, and that interpreters, roles and refusals are data.
 
 use std::collections::BTreeSet;
 
 use super::*;
 use crate::build_all::graph::Graph;
 use crate::manifest::TestData;
+use crate::manifest::experiment::{self, Flavour};
 use crate::ops::interpreters::{cpython_step, step_key};
+
+const ROOT: &str = include_str!("../../../experiment.yaml");
+
+fn exp() -> Experiment {
+    experiment::parse("experiment.yaml", ROOT).unwrap()
+}
 
 fn target(kind: RecipeKind) -> Target {
     Target {
@@ -20,14 +27,18 @@ fn target(kind: RecipeKind) -> Target {
     }
 }
 
-fn sources() -> Sources {
-    Sources {
-        cpython: "cp".into(),
-        maturin: "mat".into(),
-        setuptools: "st".into(),
-        cffi: "cffi".into(),
-        pyo3: Some("pyo3".into()),
-    }
+fn trees() -> Trees {
+    [
+        ("cpython", "cp"),
+        ("cpython-main", "cpmain"),
+        ("maturin", "mat"),
+        ("setuptools", "st"),
+        ("cffi", "cffi"),
+        ("pyo3-release", "pyo3"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn tools() -> Tools {
@@ -45,8 +56,12 @@ fn targets(names: &[(&str, RecipeKind)]) -> Vec<TargetInfo> {
         .collect()
 }
 
-fn graph(src: &Sources, ts: &[TargetInfo]) -> Graph<StepId> {
-    Graph::new(specs(src, &tools(), ts).unwrap()).unwrap()
+fn graph_of(e: &Experiment, trees: &Trees, ts: &[TargetInfo]) -> Graph<StepId> {
+    Graph::new(specs(e, trees, &tools(), ts).unwrap()).unwrap()
+}
+
+fn graph(trees: &Trees, ts: &[TargetInfo]) -> Graph<StepId> {
+    graph_of(&exp(), trees, ts)
 }
 
 fn two_targets() -> Vec<TargetInfo> {
@@ -73,81 +88,212 @@ fn all_of(g: &Graph<StepId>, pred: impl Fn(&StepId) -> bool) -> BTreeSet<String>
         .collect()
 }
 
+fn names(g: &Graph<StepId>) -> BTreeSet<String> {
+    all_of(g, |_| true)
+}
+
 #[test]
 fn what_each_steps_key_holds() {
-    use Flavour::*;
-    let g = graph(&sources(), &two_targets());
+    let g = graph(&trees(), &two_targets());
     let crypto = "cryptography".to_string();
+    let s = |x: &str| x.to_string();
     let cases: Vec<(StepId, &[&str], Vec<StepId>)> = vec![
         (
-            StepId::CPython(Default),
+            StepId::CPython(s("3.16t")),
             &["tree", "disable-gil", "cc"],
             vec![],
         ),
         (StepId::Maturin, &["tree", "rustc", "recipe"], vec![]),
         (
-            StepId::Env(Freethreaded),
-            &["constraints", "setuptools", "cffi", "recipe"],
-            vec![StepId::CPython(Freethreaded), StepId::Maturin],
+            StepId::Env(s("3.15t")),
+            &["constraints", "role:setuptools", "role:cffi", "recipe"],
+            vec![StepId::CPython(s("3.15t")), StepId::Maturin],
         ),
         (
             StepId::Wheel(crypto.clone()),
-            &["tree", "kind", "rustc", "pyo3", "recipe"],
-            vec![StepId::Env(Freethreaded)],
+            &["tree", "kind", "rustc", "python-tag", "pyo3", "recipe"],
+            vec![StepId::Env(s("3.15t"))],
         ),
         (
-            StepId::Wheel("brotlicffi".into()),
-            &["tree", "kind", "rustc", "recipe"],
-            vec![StepId::Env(Freethreaded)],
+            StepId::Wheel(s("brotlicffi")),
+            &["tree", "kind", "rustc", "python-tag", "recipe"],
+            vec![StepId::Env(s("3.15t"))],
         ),
         (
-            StepId::Test(crypto.clone(), Default, Installer::Uv),
-            &["tree", "target", "constraints", "recipe"],
+            StepId::Install(crypto.clone(), s("3.16"), Installer::Pip),
+            &["import", "constraints", "recipe"],
             vec![
                 StepId::Wheel(crypto.clone()),
-                StepId::CPython(Default),
-                StepId::Env(Default),
+                StepId::CPython(s("3.16")),
+                StepId::Env(s("3.16")),
+            ],
+        ),
+        (
+            StepId::Test(crypto.clone(), s("3.16t")),
+            &["tree", "target", "constraints", "installer", "recipe"],
+            vec![
+                StepId::Wheel(crypto.clone()),
+                StepId::CPython(s("3.16t")),
+                StepId::Env(s("3.16t")),
+            ],
+        ),
+        (
+            StepId::Abi3Wheel(s("brotlicffi")),
+            &["tree", "constraints", "requires", "recipe"],
+            vec![StepId::CPython(s("3.15"))],
+        ),
+        (
+            StepId::Refusal(s("brotlicffi"), s("3.16t"), Installer::Uv),
+            &["import", "expect", "recipe"],
+            vec![
+                StepId::Abi3Wheel(s("brotlicffi")),
+                StepId::CPython(s("3.16t")),
+                StepId::Env(s("3.16t")),
             ],
         ),
     ];
     for (id, labels, deps) in cases {
-        let s = g.spec(&id).unwrap();
-        let got: Vec<&str> = s.inputs.iter().map(|(l, _)| l.as_str()).collect();
+        let spec = g.spec(&id).unwrap();
+        let got: Vec<&str> = spec.inputs.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(got, labels, "{id}");
-        assert_eq!(s.deps, deps, "{id}");
-        assert_eq!(s.leaf, matches!(id, StepId::Test(..)), "{id}");
+        assert_eq!(spec.deps, deps, "{id}");
+        let leaf = matches!(id, StepId::Test(..) | StepId::Install(..) | StepId::Refusal(..));
+        assert_eq!(spec.leaf, leaf, "{id}");
+        assert_eq!(spec.exclusive, matches!(id, StepId::Test(..)), "{id}");
     }
-    let kind = |id: StepId| {
+    let input = |id: StepId, label: &str| {
         g.spec(&id)
             .unwrap()
             .inputs
             .iter()
-            .find(|(l, _)| l == "kind")
+            .find(|(l, _)| l == label)
             .map(|(_, v)| v.clone())
     };
     // The manifest's own spelling, not a `Debug` string.
-    assert_eq!(kind(StepId::Wheel(crypto)).as_deref(), Some("maturin"));
-    assert_eq!(g.steps.len(), 2 + 1 + 2 + 2 * (1 + 4));
+    assert_eq!(input(StepId::Wheel(crypto.clone()), "kind").as_deref(), Some("maturin"));
+    assert_eq!(input(StepId::Wheel(crypto), "python-tag").as_deref(), Some("cp315"));
+    let expect = |i: &str| input(StepId::Refusal(s("brotlicffi"), s(i), Installer::Pip), "expect");
+    assert_eq!(expect("3.15").as_deref(), Some("accept"));
+    assert_eq!(expect("3.16").as_deref(), Some("accept"));
+    assert_eq!(expect("3.15t").as_deref(), Some("refuse"));
+    assert_eq!(expect("3.16t").as_deref(), Some("refuse"));
+    // 4 interpreters, maturin, 4 environments; per target a wheel and per interpreter two
+    // install cells and one suite; the refusal: its wheel and 4 x 2 cells.
+    assert_eq!(g.steps.len(), 4 + 1 + 4 + 2 * (1 + 4 * 3) + (1 + 8));
 }
 
 #[test]
 fn the_cpython_keys_are_the_ones_verify_finds() {
-    let g = graph(&sources(), &two_targets());
-    for f in Flavour::ALL {
-        let inputs = cpython_inputs("cp", "cc 12", f);
+    let e = exp();
+    let g = graph(&trees(), &two_targets());
+    for i in &e.interpreters {
+        let tree = &trees()[&i.stack];
+        let inputs = cpython_inputs(tree, "cc 12", i);
         assert_eq!(
-            g.key(&StepId::CPython(f)).unwrap(),
-            step_key(&cpython_step(f), &inputs, &[])
+            g.key(&StepId::CPython(i.name.clone())).unwrap(),
+            step_key(&cpython_step(&i.name), &inputs, &[])
         );
     }
 }
 
 #[test]
+fn a_fifth_interpreter_is_a_data_change() {
+    let mut e = exp();
+    e.interpreters.push(Interpreter {
+        name: "3.15d".into(),
+        stack: "cpython".into(),
+        version: "3.15".into(),
+        flavour: Flavour::Default,
+        configure: vec!["--with-pydebug".into()],
+    });
+    experiment::parse("experiment.yaml", &serde_yaml::to_string(&e).unwrap()).unwrap();
+    let base = graph(&trees(), &two_targets());
+    let more = graph_of(&e, &trees(), &two_targets());
+    let added: BTreeSet<String> = names(&more).difference(&names(&base)).cloned().collect();
+    let want: BTreeSet<String> = [
+        "cpython/3.15d",
+        "env/3.15d",
+        "cryptography/install/3.15d/pip",
+        "cryptography/install/3.15d/uv",
+        "cryptography/test/3.15d",
+        "brotlicffi/install/3.15d/pip",
+        "brotlicffi/install/3.15d/uv",
+        "brotlicffi/test/3.15d",
+        "brotlicffi/refusal/3.15d/pip",
+        "brotlicffi/refusal/3.15d/uv",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(added, want);
+    // Nothing that was there changes its key.
+    assert!(changed(&base, &more).is_empty());
+    // The debug build shares the 3.15 tree, and its configure flag keeps its key apart.
+    let key = |g: &Graph<StepId>, i: &str| g.key(&StepId::CPython(i.into())).unwrap().to_string();
+    let input = more.spec(&StepId::CPython("3.15d".into())).unwrap();
+    assert!(input.inputs.contains(&("configure".into(), "--with-pydebug".into())));
+    assert_ne!(key(&more, "3.15d"), key(&more, "3.15"));
+    // Testing on fewer interpreters drops their cells, not their builds.
+    e.tests.on = Some(vec!["3.15t".into()]);
+    let fewer = graph_of(&e, &trees(), &two_targets());
+    assert!(names(&fewer).contains("cpython/3.15d"));
+    assert!(!names(&fewer).contains("cryptography/test/3.15"));
+    assert!(names(&fewer).contains("cryptography/test/3.15t"));
+}
+
+#[test]
+fn the_roles_decide_which_stack_reaches_which_key() {
+    let mut e = exp();
+    // The role names the stack; another stack in the same role changes the maturin
+    // targets' wheels, and the key holds that stack's tree.
+    let pyo3 = e.toolchain.iter_mut().find(|r| r.role == "pyo3").unwrap();
+    pyo3.stack = "pyo3".into();
+    let mut t = trees();
+    t.insert("pyo3".into(), "pyo3-main".into());
+    let g = graph_of(&e, &t, &two_targets());
+    let spec = g.spec(&StepId::Wheel("cryptography".into())).unwrap();
+    assert!(spec.inputs.contains(&("pyo3".into(), "pyo3-main".into())));
+    // A toolchain without a maturin role cannot build a maturin target, and says so.
+    e.toolchain.retain(|r| r.kind != RoleKind::Maturin);
+    let err = specs(&e, &t, &tools(), &two_targets()).unwrap_err().to_string();
+    assert!(err.contains("no `kind: maturin` role"), "{err}");
+    let ts = targets(&[("brotlicffi", RecipeKind::Setuptools)]);
+    let g = graph_of(&e, &t, &ts);
+    assert!(!names(&g).contains("maturin"));
+    // Without a cargo-patch role, the same.
+    let mut e = exp();
+    e.toolchain.retain(|r| r.kind != RoleKind::CargoPatch);
+    let err = specs(&e, &trees(), &tools(), &two_targets()).unwrap_err().to_string();
+    assert!(err.contains("no `kind: cargo-patch` role (PyO3)"), "{err}");
+}
+
+#[test]
+fn a_python_role_added_in_data_reaches_every_environment() {
+    let mut e = exp();
+    e.toolchain.insert(
+        2,
+        crate::manifest::experiment::Role {
+            role: "scikit-build-core".into(),
+            stack: "scikit-build-core".into(),
+            kind: RoleKind::Python,
+            runtime: false,
+        },
+    );
+    let mut t = trees();
+    t.insert("scikit-build-core".into(), "sbc".into());
+    let base = graph(&trees(), &two_targets());
+    let g = graph_of(&e, &t, &two_targets());
+    let not_toolchain = |id: &StepId| {
+        !matches!(id, StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_))
+    };
+    assert_eq!(changed(&base, &g), all_of(&base, not_toolchain));
+}
+
+#[test]
 fn test_only_fields_leave_the_wheel_key_alone() {
-    let base = graph(&sources(), &two_targets());
+    let base = graph(&trees(), &two_targets());
     let tests_of_crypto = all_of(
         &base,
-        |id| matches!(id, StepId::Test(t, ..) if t == "cryptography"),
+        |id| matches!(id, StepId::Test(t, _) if t == "cryptography"),
     );
     type Edit = fn(&mut Target);
     let edits: Vec<(&str, Edit)> = vec![
@@ -170,7 +316,7 @@ fn test_only_fields_leave_the_wheel_key_alone() {
         let mut ts = two_targets();
         edit(&mut ts[0].target);
         assert_eq!(
-            changed(&base, &graph(&sources(), &ts)),
+            changed(&base, &graph(&trees(), &ts)),
             tests_of_crypto,
             "{field}"
         );
@@ -178,45 +324,45 @@ fn test_only_fields_leave_the_wheel_key_alone() {
     // What the wheel is built from does change it.
     let mut ts = two_targets();
     ts[0].target.kind = RecipeKind::Setuptools;
-    assert!(changed(&base, &graph(&sources(), &ts)).contains("cryptography/wheel"));
+    assert!(changed(&base, &graph(&trees(), &ts)).contains("cryptography/wheel"));
 }
 
 #[test]
 fn which_keys_a_changed_stack_reaches() {
-    let base = graph(&sources(), &two_targets());
-    let not_toolchain = |id: &StepId| !matches!(id, StepId::CPython(_) | StepId::Maturin);
-    type Edit = fn(&mut Sources);
-    let cases: Vec<(&str, Edit, BTreeSet<String>)> = vec![
-        // A setuptools patch: the environments, every wheel and every test; not CPython,
-        // not maturin.
+    let base = graph(&trees(), &two_targets());
+    let of_interp = |id: &StepId, names: &[&str]| match id {
+        StepId::CPython(i) | StepId::Env(i) => names.contains(&i.as_str()),
+        StepId::Install(_, i, _) | StepId::Test(_, i) | StepId::Refusal(_, i, _) => {
+            names.contains(&i.as_str())
+        }
+        _ => false,
+    };
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        // A setuptools patch: the environments, every wheel and every cell; not CPython,
+        // not maturin, not the abi3-only wheel (built with the released setuptools).
         (
             "setuptools",
-            |s| s.setuptools = "st2".into(),
-            all_of(&base, not_toolchain),
+            all_of(&base, |id| {
+                !matches!(id, StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_))
+            }),
         ),
+        // CPython main: its two interpreters and what runs on them; the wheels are built on
+        // 3.15t, so they keep their keys.
+        ("cpython-main", all_of(&base, |id| of_interp(id, &["3.16", "3.16t"]))),
         (
-            "cffi",
-            |s| s.cffi = "cffi2".into(),
-            all_of(&base, not_toolchain),
-        ),
-        (
-            "cpython",
-            |s| s.cpython = "cp2".into(),
-            all_of(&base, |id| *id != StepId::Maturin),
-        ),
-        (
-            "pyo3",
-            |s| s.pyo3 = Some("pyo3-2".into()),
+            "pyo3-release",
             all_of(&base, |id| match id {
-                StepId::Wheel(t) | StepId::Test(t, ..) => t == "cryptography",
+                StepId::Wheel(t) | StepId::Test(t, _) | StepId::Install(t, ..) => {
+                    t == "cryptography"
+                }
                 _ => false,
             }),
         ),
     ];
-    for (stack, edit, want) in cases {
-        let mut src = sources();
-        edit(&mut src);
-        let got = changed(&base, &graph(&src, &two_targets()));
+    for (stack, want) in cases {
+        let mut t = trees();
+        t.insert(stack.into(), "changed".into());
+        let got = changed(&base, &graph(&t, &two_targets()));
         assert_eq!(got, want, "{stack}");
     }
 }
@@ -228,30 +374,30 @@ fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
         ("test", RecipeKind::Setuptools),
         ("cpython", RecipeKind::Setuptools),
     ]);
-    let g = graph(&sources(), &ts);
+    let mut e = exp();
+    e.refusals.clear();
+    let g = graph_of(&e, &trees(), &ts);
     let recipe = |name: &str| {
-        let id: StepId = name.parse().unwrap();
-        g.spec(&id)
-            .unwrap()
-            .inputs
+        let s = g
+            .steps
+            .iter()
+            .find(|s| s.name.to_string() == name)
+            .unwrap_or_else(|| panic!("no step {name}"));
+        s.inputs
             .iter()
             .find(|(l, _)| l == "recipe")
             .map(|(_, v)| v.clone())
     };
     let wheel = recipe_revision(&StepId::Wheel(String::new())).to_string();
-    let test = recipe_revision(&StepId::Test(
-        String::new(),
-        Flavour::Default,
-        Installer::Pip,
-    ));
+    let test = recipe_revision(&StepId::Test(String::new(), String::new())).to_string();
     for name in ["env/wheel", "test/wheel", "cpython/wheel"] {
         assert_eq!(recipe(name).as_deref(), Some(wheel.as_str()), "{name}");
     }
-    for name in ["env/test/default/pip", "test/test/freethreaded/uv"] {
-        assert_eq!(recipe(name), Some(test.to_string()), "{name}");
+    for name in ["env/test/3.15", "test/test/3.16t"] {
+        assert_eq!(recipe(name), Some(test.clone()), "{name}");
     }
-    assert_eq!(recipe("env/default"), Some("2".into()));
-    assert_eq!(recipe("cpython/default"), None);
+    assert_eq!(recipe("env/3.15"), Some("3".into()));
+    assert_eq!(recipe("cpython/3.15"), None);
     // Each has an action, dispatched on the id rather than on its name.
     let env = Arc::new(Env {
         root: "/r".into(),
@@ -259,18 +405,17 @@ fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
         constraints: "/r/c.txt".into(),
     });
     let specs: Vec<_> = g.steps.clone();
-    assert_eq!(actions(&env, &specs, &ts).unwrap().len(), specs.len());
+    assert_eq!(actions(&env, &specs, &e, &ts).unwrap().len(), specs.len());
 }
 
 #[test]
-fn a_maturin_target_without_pyo3_is_an_error() {
-    let mut src = sources();
-    src.pyo3 = None;
-    let err = specs(&src, &tools(), &two_targets())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("needs the `pyo3` stack"), "{err}");
-    // A setuptools target alone does not need it.
-    let ts = targets(&[("brotlicffi", RecipeKind::Setuptools)]);
-    assert!(specs(&src, &tools(), &ts).is_ok());
+fn a_refusal_needs_a_setuptools_target() {
+    let e = exp();
+    let ts = targets(&[("cryptography", RecipeKind::Maturin)]);
+    let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();
+    assert!(err.contains("refusal names `brotlicffi`, which has no `build.target`"), "{err}");
+    let mut e = exp();
+    e.refusals[0].target = "cryptography".into();
+    let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();
+    assert!(err.contains("must be `kind: setuptools`"), "{err}");
 }

@@ -17,22 +17,24 @@ mod wheel;
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::manifest::RecipeKind;
-use crate::ops::interpreters::Platform;
+use crate::manifest::Experiment;
+use crate::ops::interpreters::{Platform, tree_of};
 use crate::stack::{self, Layout, Project};
-use experiment::{Sources, TargetInfo};
+use experiment::{TargetInfo, Trees};
 use graph::Graph;
 use recipes::pytest::CellResult;
+use recipes::refusal::RefusalResult;
 use run::Status;
-use step::{Flavour, Installer, StepId};
+use step::StepId;
 use tools::Tools;
 
-/// Build and test the experiment: CPython twice (GIL-enabled and free-threaded), the
-/// toolchain from the stacks, then each target's one abi3.abi3t wheel, installed into both
-/// interpreters with pip and with uv and tested there.
+/// Build and test the experiment `experiment.yaml` describes: each interpreter built from
+/// its CPython stack, the toolchain from the stacks that play its roles, then each target's
+/// one abi3.abi3t wheel, built once, installed into every interpreter with every installer
+/// and imported, and tested there with its own test suite.
 ///
 /// Syncs first. Steps are cached under `target/xtask/cache/<step>/<key>/` by a key over
 /// everything they depend on, so a run with nothing changed does nothing. Logs go to
@@ -45,7 +47,7 @@ pub struct Args {
     /// Go on with the steps that do not depend on a failed one.
     #[arg(long)]
     pub keep_going: bool,
-    /// Only these steps (a name such as `cpython/freethreaded`, or a prefix such as
+    /// Only these steps (a name such as `cpython/3.15t`, or a prefix such as
     /// `cryptography`), with what they need.
     #[arg(long, value_name = "STEP")]
     pub only: Vec<String>,
@@ -67,6 +69,7 @@ impl Args {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
         preflight(sh, Platform::host())?;
+        let experiment = stack::load_experiment(layout)?;
         let projects = sync_all(sh, layout)?;
         let target_dir = layout.xtask_target();
         let env = recipes::Env {
@@ -75,11 +78,16 @@ impl Args {
             constraints: layout.root.join("xtask").join("constraints.txt"),
         };
         let tools = Tools::probe(sh, &env.constraints)?;
-        let (src, targets) = sources(layout, &projects)?;
-        let specs = experiment::specs(&src, &tools, &targets)?;
-        let actions = experiment::actions(&Arc::new(env), &specs, &targets)?;
+        let (trees, targets) = sources(layout, &projects, &experiment)?;
+        let specs = experiment::specs(&experiment, &trees, &tools, &targets)?;
+        let actions = experiment::actions(&Arc::new(env), &specs, &experiment, &targets)?;
         let graph = Graph::new(specs)?;
-        let selection = graph.select(&self.only, self.from.as_deref())?;
+        let selection = graph
+            .select(&self.only, self.from.as_deref())
+            .map_err(|e| match renamed_step(&experiment, &self.only, self.from.as_deref()) {
+                Some(hint) => e.context(hint),
+                None => e,
+            })?;
         let opts = run::Options {
             jobs,
             keep_going: self.keep_going,
@@ -119,7 +127,7 @@ impl Args {
             serde_json::to_string_pretty(&durations)?.as_bytes(),
         )?;
 
-        let report = make_report(&summary, &projects, &targets, &tools)?;
+        let report = make_report(&summary, &experiment, &projects, &targets, &tools)?;
         crate::fsx::write_atomic(
             &target_dir.join("report.json"),
             (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
@@ -219,15 +227,27 @@ fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
     Ok(projects)
 }
 
-fn tree_of(layout: &Layout, project: &str) -> Result<String> {
-    let dir = layout.checkout(project);
-    git2::Repository::open(&dir)
-        .and_then(|repo| Ok(repo.head()?.peel_to_tree()?.id().to_string()))
-        .with_context(|| format!("reading the tree of `{}`", layout.show(&dir)))
+/// What a step named with the flavours of old (`cpython/default`, `env/freethreaded`,
+/// `<target>/test/default/pip`) is called now, if one of them was asked for.
+fn renamed_step(e: &Experiment, only: &[String], from: Option<&str>) -> Option<String> {
+    let old = only
+        .iter()
+        .map(String::as_str)
+        .chain(from)
+        .find(|p| p.split('/').any(|seg| seg == "default" || seg == "freethreaded"))?;
+    let names: Vec<&str> = e.interpreters.iter().map(|i| i.name.as_str()).collect();
+    Some(format!(
+        "`{old}` names a CPython flavour; steps are named by the interpreters of experiment.yaml ({}): `cpython/<interpreter>`, `env/<interpreter>`, `<target>/install/<interpreter>/<installer>`, `<target>/test/<interpreter>`",
+        names.join(", ")
+    ))
 }
 
-/// The trees the experiment builds from, and the stacks with a build target.
-fn sources(layout: &Layout, projects: &[Project]) -> Result<(Sources, Vec<TargetInfo>)> {
+/// The trees of every stack the experiment builds from, and the stacks with a build target.
+fn sources(
+    layout: &Layout,
+    projects: &[Project],
+    e: &Experiment,
+) -> Result<(Trees, Vec<TargetInfo>)> {
     let mut targets = Vec::new();
     for p in projects {
         if let Some(target) = p.stack.build.as_ref().and_then(|b| b.target.clone()) {
@@ -238,57 +258,94 @@ fn sources(layout: &Layout, projects: &[Project]) -> Result<(Sources, Vec<Target
             });
         }
     }
-    let needs_pyo3 = targets.iter().any(|t| t.target.kind == RecipeKind::Maturin);
-    let src = Sources {
-        cpython: tree_of(layout, "cpython")?,
-        maturin: tree_of(layout, "maturin")?,
-        setuptools: tree_of(layout, "setuptools")?,
-        cffi: tree_of(layout, "cffi")?,
-        pyo3: if needs_pyo3 {
-            Some(tree_of(layout, "pyo3")?)
-        } else {
-            None
-        },
-    };
-    Ok((src, targets))
+    let mut trees = Trees::new();
+    for stack in e.stacks() {
+        trees.insert(stack.to_string(), tree_of(layout, stack)?);
+    }
+    Ok((trees, targets))
 }
 
 fn make_report(
     summary: &run::Summary<StepId>,
+    e: &Experiment,
     projects: &[Project],
     targets: &[TargetInfo],
     tools: &Tools,
 ) -> Result<report::Report> {
-    let mut matrix = Vec::new();
-    for t in targets {
-        let wheel = summary
-            .get(&StepId::Wheel(t.name.clone()))
+    let outcome = |r: Option<&run::StepResult<StepId>>| match r.map(|r| &r.status) {
+        Some(Status::Built | Status::Cached) => "passed",
+        Some(Status::Failed) => "failed",
+        _ => "not-run",
+    };
+    let read = |r: Option<&run::StepResult<StepId>>, file: &str| -> Option<String> {
+        r.filter(|r| !r.out.as_os_str().is_empty())
+            .and_then(|r| std::fs::read_to_string(r.out.join(file)).ok())
+    };
+    let wheel_tag = |id: StepId, sub: &str| {
+        summary
+            .get(&id)
             .filter(|r| matches!(r.status, Status::Built | Status::Cached))
-            .and_then(|r| recipes::wheel_in(&r.out).ok())
+            .and_then(|r| recipes::wheel_in(&r.out.join(sub)).ok())
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .and_then(|f| wheel::parse_name(&f).ok())
-            .map(|n| format!("{}-{}-{}", n.python, n.abi, n.platform));
-        for flavour in Flavour::ALL {
-            for installer in Installer::ALL {
-                let r = summary.get(&StepId::Test(t.name.clone(), flavour, installer));
-                let outcome = match r.map(|r| &r.status) {
-                    Some(Status::Built | Status::Cached) => "passed",
-                    Some(Status::Failed) => "failed",
-                    _ => "not-run",
-                };
-                // What the cell left: counts, and the tests that passed only when re-run.
-                let result: Option<CellResult> = r
-                    .filter(|r| !r.out.as_os_str().is_empty())
-                    .and_then(|r| std::fs::read_to_string(r.out.join("result.json")).ok())
-                    .and_then(|t| serde_json::from_str(&t).ok());
+            .map(|n| format!("{}-{}-{}", n.python, n.abi, n.platform))
+    };
+    let mut matrix = Vec::new();
+    for t in targets {
+        let wheel = wheel_tag(StepId::Wheel(t.name.clone()), "");
+        for i in e.tested() {
+            for &installer in &e.tests.installers {
+                let r = summary.get(&StepId::Install(t.name.clone(), i.name.clone(), installer));
                 matrix.push(report::Row {
                     target: t.name.clone(),
-                    interpreter: flavour.to_string(),
+                    interpreter: i.name.clone(),
+                    check: "install".into(),
                     installer: installer.to_string(),
-                    outcome: outcome.into(),
-                    counts: result.as_ref().map(|c| c.counts.clone()),
-                    flaky: result.map(|c| c.flaky_tests).unwrap_or_default(),
+                    outcome: outcome(r).into(),
+                    counts: None,
+                    flaky: vec![],
                     wheel: wheel.clone(),
+                    detail: None,
+                });
+            }
+            let r = summary.get(&StepId::Test(t.name.clone(), i.name.clone()));
+            // What the cell left: counts, and the tests that passed only when re-run.
+            let result: Option<CellResult> =
+                read(r, "result.json").and_then(|t| serde_json::from_str(&t).ok());
+            matrix.push(report::Row {
+                target: t.name.clone(),
+                interpreter: i.name.clone(),
+                check: "tests".into(),
+                installer: e.tests.suite.to_string(),
+                outcome: outcome(r).into(),
+                counts: result.as_ref().map(|c| c.counts.clone()),
+                flaky: result.map(|c| c.flaky_tests).unwrap_or_default(),
+                wheel: wheel.clone(),
+                detail: None,
+            });
+        }
+    }
+    for refusal in &e.refusals {
+        let wheel = wheel_tag(StepId::Abi3Wheel(refusal.target.clone()), "dist");
+        for i in e.tested() {
+            for &installer in &e.tests.installers {
+                let id = StepId::Refusal(refusal.target.clone(), i.name.clone(), installer);
+                let r = summary.get(&id);
+                let found: Option<RefusalResult> =
+                    read(r, "result.json").and_then(|t| serde_json::from_str(&t).ok());
+                matrix.push(report::Row {
+                    target: refusal.target.clone(),
+                    interpreter: i.name.clone(),
+                    check: format!(
+                        "refusal (expect {})",
+                        if experiment::accepts_abi3(i) { "accept" } else { "refuse" }
+                    ),
+                    installer: installer.to_string(),
+                    outcome: outcome(r).into(),
+                    counts: None,
+                    flaky: vec![],
+                    wheel: wheel.clone(),
+                    detail: found.map(|f| format!("{}: {}", f.got, f.message)),
                 });
             }
         }
@@ -311,7 +368,7 @@ fn make_report(
         });
     }
     Ok(report::Report {
-        version: 1,
+        version: 2,
         date: crate::changelog::today(),
         stacks,
         tools: tools.pairs(),

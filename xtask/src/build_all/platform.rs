@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::ops::interpreters::Flavour;
 pub use crate::ops::interpreters::Platform;
 
 /// The programs build-all runs itself. On Windows CPython is built by `PCbuild\build.bat`,
@@ -81,9 +80,9 @@ pub fn cpython_build(
     platform: Platform,
     work: &Path,
     checkout: &Path,
-    flavour: Flavour,
+    interpreter: &str,
 ) -> CpythonBuild {
-    let dir = work.join(format!("cpython-{flavour}-build"));
+    let dir = work.join(format!("cpython-{interpreter}-build"));
     match platform {
         Platform::Posix => CpythonBuild {
             script: checkout.join("configure"),
@@ -176,9 +175,9 @@ mod tests {
             Path::new("/r/checkouts/cpython"),
         );
         for platform in [Platform::Posix, Platform::Windows] {
-            let b: Vec<CpythonBuild> = Flavour::ALL
+            let b: Vec<CpythonBuild> = ["3.15", "3.15t"]
                 .iter()
-                .map(|&f| cpython_build(platform, work, co, f))
+                .map(|i| cpython_build(platform, work, co, i))
                 .collect();
             assert_ne!(b[0].dir, b[1].dir, "{platform:?}");
             for build in &b {
@@ -186,14 +185,14 @@ mod tests {
                 assert!(!build.dir.starts_with(co), "{build:?}");
             }
         }
-        let posix = cpython_build(Platform::Posix, work, co, Flavour::Freethreaded);
+        let posix = cpython_build(Platform::Posix, work, co, "3.15t");
         assert_eq!(posix.script, co.join("configure"));
         assert_eq!(posix.copy_source, None);
-        let win = cpython_build(Platform::Windows, work, co, Flavour::Default);
+        let win = cpython_build(Platform::Windows, work, co, "3.15");
         assert!(win.script.starts_with(&win.dir), "{win:?}");
         assert_eq!(
             win.copy_source.as_deref(),
-            Some(work.join("cpython-default-build").join("cpython").as_path())
+            Some(work.join("cpython-3.15-build").join("cpython").as_path())
         );
     }
 

@@ -1,5 +1,5 @@
-//! The experiment's report: the matrix target x interpreter x installer with test counts
-//! (flaky tests apart), the wheel tag, what was built from what, and where the time went; as
+//! The experiment's report: the matrix target x interpreter x check (install with each
+//! installer, the test suite, the refusals) with test counts (flaky tests apart), the wheel tag, what was built from what, and where the time went; as
 //! `report.json` (schema in `docs/build-all.md`) and `report.md`.
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,9 @@ pub fn junit_counts(xml: &str) -> Counts {
 pub struct Row {
     pub target: String,
     pub interpreter: String,
+    /// `install` (installed and imported), `tests` (the target's test suite), or
+    /// `refusal (expect refuse|accept)` (the abi3-only wheel).
+    pub check: String,
     pub installer: String,
     /// `passed`, `failed`, or `not-run` (a step it needs failed).
     pub outcome: String,
@@ -54,22 +57,37 @@ pub struct Row {
     /// Node ids of the tests that failed, then passed when re-run on their own.
     pub flaky: Vec<String>,
     pub wheel: Option<String>,
+    /// What the installer said, for refusals.
+    pub detail: Option<String>,
 }
 
 impl Row {
     /// The row's values in matrix order, for the markdown and the terminal tables.
-    fn cells(&self) -> [String; 9] {
-        let c = self.counts.clone().unwrap_or_default();
+    fn cells(&self) -> [String; 10] {
+        let (p, f, y, k) = match &self.counts {
+            Some(c) => (
+                c.passed.to_string(),
+                c.failed.to_string(),
+                c.flaky.to_string(),
+                c.skipped.to_string(),
+            ),
+            None => Default::default(),
+        };
+        let wheel = self.wheel.clone().unwrap_or_else(|| "-".into());
         [
             self.target.clone(),
             self.interpreter.clone(),
+            self.check.clone(),
             self.installer.clone(),
             self.outcome.clone(),
-            c.passed.to_string(),
-            c.failed.to_string(),
-            c.flaky.to_string(),
-            c.skipped.to_string(),
-            self.wheel.clone().unwrap_or_else(|| "-".into()),
+            p,
+            f,
+            y,
+            k,
+            match &self.detail {
+                Some(d) => format!("{wheel}: {d}"),
+                None => wheel,
+            },
         ]
     }
 }
@@ -108,11 +126,12 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = format!("# build-all report ({})\n\n## matrix\n\n", self.date);
         s.push_str(
-            "| target | interpreter | installer | result | passed | failed | flaky | skipped | wheel |\n",
+            "| target | interpreter | check | installer | result | passed | failed | flaky | skipped | wheel |\n",
         );
-        s.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n");
+        s.push_str("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n");
         for r in &self.matrix {
-            s.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+            let cells = r.cells().map(|c| c.replace('|', "\\|"));
+            s.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
         let flaky = self.flaky_lines();
         if !flaky.is_empty() {
@@ -156,8 +175,8 @@ impl Report {
             .flat_map(|r| {
                 r.flaky.iter().map(move |t| {
                     format!(
-                        "`{t}` ({} {}/{}) failed, then passed when re-run on its own",
-                        r.target, r.interpreter, r.installer
+                        "`{t}` ({} on {}) failed, then passed when re-run on its own",
+                        r.target, r.interpreter
                     )
                 })
             })
@@ -167,13 +186,13 @@ impl Report {
     /// The matrix for a terminal, and the flaky tests under it.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<14} {:<13} {:<9} {:<8} {:>7} {:>7} {:>7} {:>7}  wheel\n",
-            "target", "interpreter", "installer", "result", "passed", "failed", "flaky", "skipped"
+            "{:<14} {:<7} {:<24} {:<4} {:<8} {:>7} {:>7} {:>6} {:>7}  wheel\n",
+            "target", "python", "check", "by", "result", "passed", "failed", "flaky", "skipped"
         );
         for r in &self.matrix {
-            let [t, i, n, o, p, f, y, k, w] = r.cells();
+            let [t, i, c, n, o, p, f, y, k, w] = r.cells();
             s.push_str(&format!(
-                "{t:<14} {i:<13} {n:<9} {o:<8} {p:>7} {f:>7} {y:>7} {k:>7}  {w}\n"
+                "{t:<14} {i:<7} {c:<24} {n:<4} {o:<8} {p:>7} {f:>7} {y:>6} {k:>7}  {w}\n"
             ));
         }
         for line in self.flaky_lines() {
@@ -204,10 +223,11 @@ mod tests {
 
     #[test]
     fn flaky_tests_have_a_column_and_a_line() {
-        let row = |installer: &str, flaky: &[&str]| Row {
+        let row = |interpreter: &str, flaky: &[&str]| Row {
             target: "brotlicffi".into(),
-            interpreter: "freethreaded".into(),
-            installer: installer.into(),
+            interpreter: interpreter.into(),
+            check: "tests".into(),
+            installer: "uv".into(),
             outcome: "passed".into(),
             counts: Some(Counts {
                 passed: 157,
@@ -217,6 +237,7 @@ mod tests {
             }),
             flaky: flaky.iter().map(|s| s.to_string()).collect(),
             wheel: None,
+            detail: None,
         };
         let report = Report {
             version: 1,
@@ -224,8 +245,8 @@ mod tests {
             stacks: vec![],
             tools: vec![],
             matrix: vec![
-                row("pip", &[]),
-                row("uv", &["tests/t.py::test_concurrency"]),
+                row("3.15", &[]),
+                row("3.15t", &["tests/t.py::test_concurrency"]),
             ],
             steps: vec![],
             wall_seconds: 0.0,
@@ -234,11 +255,11 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| passed | failed | flaky | skipped |"), "{md}");
         assert!(
-            md.contains("| brotlicffi | freethreaded | uv | passed | 157 | 0 | 1 | 0 | - |"),
+            md.contains("| brotlicffi | 3.15t | tests | uv | passed | 157 | 0 | 1 | 0 | - |"),
             "{md}"
         );
         assert!(
-            md.contains("## flaky tests\n\n- `tests/t.py::test_concurrency` (brotlicffi freethreaded/uv) failed, then passed when re-run on its own\n"),
+            md.contains("## flaky tests\n\n- `tests/t.py::test_concurrency` (brotlicffi on 3.15t) failed, then passed when re-run on its own\n"),
             "{md}"
         );
         assert!(

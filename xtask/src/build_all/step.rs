@@ -1,66 +1,37 @@
-//! The experiment's step ids as a type: what each step is, its name (`Display`, the form
-//! `--only`, the cache folders and the logs use) and back (`FromStr`). A target's name is
-//! data: a target called `env` or `test` is still a target.
+//! The experiment's step ids as a type: what each step is and its name (`Display`, the form
+//! `--only`, the cache folders and the logs use). Interpreter and target names are data from
+//! `experiment.yaml` and the stacks; `experiment::specs` refuses names that would collide.
 
 use std::fmt;
-use std::str::FromStr;
 
-use anyhow::{Result, bail};
-
-pub use crate::ops::interpreters::Flavour;
+pub use crate::manifest::Installer;
 use crate::ops::interpreters::cpython_step;
-
-/// How a test cell installs the wheel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Installer {
-    Pip,
-    Uv,
-}
-
-impl Installer {
-    pub const ALL: [Installer; 2] = [Installer::Pip, Installer::Uv];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Installer::Pip => "pip",
-            Installer::Uv => "uv",
-        }
-    }
-}
-
-impl fmt::Display for Installer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Installer {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Installer> {
-        match Installer::ALL.into_iter().find(|i| i.as_str() == s) {
-            Some(i) => Ok(i),
-            None => bail!("no installer `{s}` (pip, uv)"),
-        }
-    }
-}
 
 /// One step of the experiment.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StepId {
-    /// `cpython/<flavour>`
-    CPython(Flavour),
-    /// `maturin`
+    /// `cpython/<interpreter>`
+    CPython(String),
+    /// `maturin`: the maturin role's stack, built once.
     Maturin,
-    /// `env/<flavour>`: a venv with the toolchain from the stacks.
-    Env(Flavour),
-    /// `<target>/wheel`
+    /// `env/<interpreter>`: a venv with the toolchain from the stacks.
+    Env(String),
+    /// `<target>/wheel`: the target's one wheel.
     Wheel(String),
-    /// `<target>/test/<flavour>/<installer>`: one cell of the matrix.
-    Test(String, Flavour, Installer),
+    /// `<target>/install/<interpreter>/<installer>`: a fresh venv, the wheel installed, the
+    /// import checked.
+    Install(String, String, Installer),
+    /// `<target>/test/<interpreter>`: the target's own test suite on one interpreter.
+    Test(String, String),
+    /// `<target>/abi3-wheel`: an abi3-only wheel built with the released toolchain.
+    Abi3Wheel(String),
+    /// `<target>/refusal/<interpreter>/<installer>`: that wheel refused or accepted, as the
+    /// interpreter's ABI says.
+    Refusal(String, String, Installer),
 }
 
 impl StepId {
-    /// The step's name as one path segment (`cpython-default`), for log files and scratch
+    /// The step's name as one path segment (`cpython-3.15t`), for log files and scratch
     /// folders.
     pub fn slug(&self) -> String {
         self.to_string().replace('/', "-")
@@ -70,40 +41,14 @@ impl StepId {
 impl fmt::Display for StepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StepId::CPython(flavour) => f.write_str(&cpython_step(*flavour)),
+            StepId::CPython(i) => f.write_str(&cpython_step(i)),
             StepId::Maturin => f.write_str("maturin"),
-            StepId::Env(flavour) => write!(f, "env/{flavour}"),
-            StepId::Wheel(target) => write!(f, "{target}/wheel"),
-            StepId::Test(target, flavour, installer) => {
-                write!(f, "{target}/test/{flavour}/{installer}")
-            }
-        }
-    }
-}
-
-impl FromStr for StepId {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<StepId> {
-        let parts: Vec<&str> = s.split('/').collect();
-        // The fixed steps first, each only when its second part is a flavour; everything
-        // else is read as a target's step, so no target name is taken for a step kind.
-        let id = match parts.as_slice() {
-            ["maturin"] => Some(StepId::Maturin),
-            ["cpython", f] => f.parse().ok().map(StepId::CPython),
-            ["env", f] => f.parse().ok().map(StepId::Env),
-            _ => None,
-        };
-        if let Some(id) = id {
-            return Ok(id);
-        }
-        match parts.as_slice() {
-            [target, "wheel"] if !target.is_empty() => Ok(StepId::Wheel(target.to_string())),
-            [target, "test", f, i] if !target.is_empty() => {
-                Ok(StepId::Test(target.to_string(), f.parse()?, i.parse()?))
-            }
-            _ => bail!(
-                "`{s}` is not a build step (cpython/<flavour>, maturin, env/<flavour>, <target>/wheel, <target>/test/<flavour>/<installer>)"
-            ),
+            StepId::Env(i) => write!(f, "env/{i}"),
+            StepId::Wheel(t) => write!(f, "{t}/wheel"),
+            StepId::Install(t, i, installer) => write!(f, "{t}/install/{i}/{installer}"),
+            StepId::Test(t, i) => write!(f, "{t}/test/{i}"),
+            StepId::Abi3Wheel(t) => write!(f, "{t}/abi3-wheel"),
+            StepId::Refusal(t, i, installer) => write!(f, "{t}/refusal/{i}/{installer}"),
         }
     }
 }
@@ -113,49 +58,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_whatever_the_target_is_called() {
-        use Flavour::*;
+    fn names_whatever_the_target_is_called() {
         let cases = [
-            (StepId::CPython(Default), "cpython/default"),
-            (StepId::CPython(Freethreaded), "cpython/freethreaded"),
+            (StepId::CPython("3.15t".into()), "cpython/3.15t"),
             (StepId::Maturin, "maturin"),
-            (StepId::Env(Freethreaded), "env/freethreaded"),
+            (StepId::Env("3.16".into()), "env/3.16"),
             (StepId::Wheel("cryptography".into()), "cryptography/wheel"),
             (StepId::Wheel("env".into()), "env/wheel"),
-            (StepId::Wheel("test".into()), "test/wheel"),
             (StepId::Wheel("cpython".into()), "cpython/wheel"),
-            (StepId::Wheel("maturin".into()), "maturin/wheel"),
             (
-                StepId::Test("env".into(), Default, Installer::Uv),
-                "env/test/default/uv",
+                StepId::Install("env".into(), "3.15".into(), Installer::Uv),
+                "env/install/3.15/uv",
             ),
+            (StepId::Test("test".into(), "3.16t".into()), "test/test/3.16t"),
+            (StepId::Abi3Wheel("b".into()), "b/abi3-wheel"),
             (
-                StepId::Test("test".into(), Freethreaded, Installer::Pip),
-                "test/test/freethreaded/pip",
+                StepId::Refusal("b".into(), "3.16t".into(), Installer::Pip),
+                "b/refusal/3.16t/pip",
             ),
         ];
         for (id, name) in cases {
             assert_eq!(id.to_string(), name);
-            assert_eq!(name.parse::<StepId>().unwrap(), id, "{name}");
         }
         assert_eq!(
-            StepId::Test("x".into(), Freethreaded, Installer::Uv).slug(),
-            "x-test-freethreaded-uv"
+            StepId::Install("x".into(), "3.15t".into(), Installer::Uv).slug(),
+            "x-install-3.15t-uv"
         );
-    }
-
-    #[test]
-    fn what_is_not_a_step() {
-        for bad in [
-            "",
-            "cpython",
-            "cpython/nogil",
-            "/wheel",
-            "x/test/default",
-            "x/test/default/conda",
-            "x/y/z",
-        ] {
-            assert!(bad.parse::<StepId>().is_err(), "{bad:?}");
-        }
     }
 }

@@ -7,13 +7,15 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 mod edit;
+pub mod experiment;
 mod guard;
 mod name;
 mod source;
 mod values;
 
 pub use edit::{with_base, with_series};
-pub use guard::{MAX_BRACKETS, MAX_DEPTH};
+pub use experiment::{Experiment, Installer, Interpreter, RoleKind};
+pub use guard::{MAX_BRACKETS, MAX_DEPTH, token};
 pub use name::PatchName;
 use source::Upstream;
 pub use source::{Pin, Source};

@@ -19,75 +19,175 @@ pub struct Check {
     pub seconds: f64,
 }
 
-/// The variables a verify command may use, and where their values come from.
-pub const VARIABLES: [&str; 5] = [
-    "STACK",
-    "WORK",
-    "CONSTRAINTS",
-    "PYTHON_DEFAULT",
-    "PYTHON_FREETHREADED",
-];
+/// The variables every verify command may use; besides them, `$PYTHON_<NAME>` for each
+/// interpreter of experiment.yaml, and `$PYTHON` and `$INTERPRETER`, which make the command
+/// run once per interpreter (see [`Vars::for_each`]).
+pub const VARIABLES: [&str; 3] = ["STACK", "WORK", "CONSTRAINTS"];
+
+/// The variables of one project's checks: fixed values, and the interpreters they may run on.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub values: BTreeMap<String, String>,
+    /// `$PYTHON_<NAME>` names experiment.yaml gives, built or not.
+    pub interpreter_vars: Vec<String>,
+    /// The interpreters a `$PYTHON` command runs on: name and python, in order.
+    pub each: Vec<(String, String)>,
+    /// Why the interpreters are not available, when they are not (nothing built yet, no
+    /// experiment.yaml): said when a command needs them.
+    pub missing: Option<String>,
+    /// Names that were replaced, and by what.
+    pub renamed: BTreeMap<String, String>,
+}
+
+/// Whether a command runs once per interpreter: it names `$PYTHON` or `$INTERPRETER`.
+pub fn per_interpreter(command: &str) -> bool {
+    command.split_whitespace().any(|w| {
+        let name = var_name(w).unwrap_or("");
+        name == "PYTHON" || name == "INTERPRETER"
+    })
+}
+
+/// `NAME` of a `$NAME`, `${NAME}` or `$NAME/tail` word.
+fn var_name(word: &str) -> Option<&str> {
+    let rest = word.strip_prefix('$')?;
+    let name = &rest[..rest.find('/').unwrap_or(rest.len())];
+    Some(name.trim_start_matches('{').trim_end_matches('}'))
+}
+
+impl Vars {
+    /// The values for one run of a command: for a `$PYTHON` command once per interpreter
+    /// (`Some(name)` with `PYTHON` and `INTERPRETER` set), else once (`None`).
+    pub fn for_each(&self, command: &str) -> Result<Vec<(Option<String>, BTreeMap<String, String>)>> {
+        if !per_interpreter(command) {
+            return Ok(vec![(None, self.values.clone())]);
+        }
+        if self.each.is_empty() {
+            bail!(
+                "`{command}` runs on each interpreter, and none is available: {}",
+                self.missing.as_deref().unwrap_or("experiment.yaml names none")
+            );
+        }
+        Ok(self
+            .each
+            .iter()
+            .map(|(name, python)| {
+                let mut v = self.values.clone();
+                v.insert("PYTHON".into(), python.clone());
+                v.insert("INTERPRETER".into(), name.clone());
+                (Some(name.clone()), v)
+            })
+            .collect())
+    }
+
+    fn known(&self, name: &str) -> bool {
+        VARIABLES.contains(&name)
+            || self.interpreter_vars.iter().any(|v| v == name)
+            || name == "PYTHON"
+            || name == "INTERPRETER"
+    }
+}
 
 /// Replaces `$NAME` words (a whole word, or its start before `/`) with their values; an
 /// unknown or unavailable name is an error that says which.
-pub fn expand(command: &str, vars: &BTreeMap<String, String>) -> Result<Vec<String>> {
+pub fn expand(command: &str, vars: &Vars, values: &BTreeMap<String, String>) -> Result<Vec<String>> {
     command
         .split_whitespace()
         .map(|word| {
-            let Some(rest) = word.strip_prefix('$') else {
+            let Some(name) = var_name(word) else {
                 return Ok(word.to_string());
             };
-            let (name, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let name = name.trim_start_matches('{').trim_end_matches('}');
-            if !VARIABLES.contains(&name) {
+            let rest = &word[1..];
+            let tail = &rest[rest.find('/').unwrap_or(rest.len())..];
+            if let Some(why) = vars.renamed.get(name) {
+                bail!("in `{command}`: {why}");
+            }
+            if !vars.known(name) && name.starts_with("PYTHON_") {
+                if let Some(why) = &vars.missing {
+                    bail!("`${name}` in `{command}` is not available: {why}");
+                }
+            }
+            if !vars.known(name) {
+                let mut known: Vec<String> = VARIABLES.iter().map(|v| format!("${v}")).collect();
+                known.extend(["$PYTHON".to_string(), "$INTERPRETER".to_string()]);
+                known.extend(vars.interpreter_vars.iter().map(|v| format!("${v}")));
                 bail!(
                     "unknown variable `${name}` in `{command}` (known: {})",
-                    VARIABLES.map(|v| format!("${v}")).join(", ")
+                    known.join(", ")
                 );
             }
-            match vars.get(name) {
+            match values.get(name) {
                 Some(value) => Ok(format!("{value}{tail}")),
                 None => bail!(
                     "`${name}` in `{command}` is not available: {}",
-                    unavailable(name)
+                    vars.missing.as_deref().unwrap_or("not set for this run")
                 ),
             }
         })
         .collect()
 }
 
-fn unavailable(name: &str) -> &'static str {
-    if name.starts_with("PYTHON_") {
-        "build-all has not built this CPython checkout yet; run `cargo xtask build-all --only cpython`"
-    } else {
-        "not set for this run"
-    }
-}
-
-/// The variables for one project: its paths, and the interpreters build-all has built.
-pub fn variables(layout: &Layout, project: &Project) -> Result<BTreeMap<String, String>> {
-    let mut vars = BTreeMap::new();
+/// The variables for one project: its paths, and the interpreters build-all has built. A
+/// `$PYTHON` command of a CPython stack runs on the interpreters built from that stack; of
+/// any other stack, on every interpreter.
+pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
+    let mut vars = Vars::default();
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
-    vars.insert("STACK".into(), path(project.dir.clone()));
+    vars.values.insert("STACK".into(), path(project.dir.clone()));
     let work = layout.xtask_target().join("verify").join(&project.name);
     std::fs::create_dir_all(&work).with_context(|| format!("creating `{}`", work.display()))?;
-    vars.insert("WORK".into(), path(work));
-    vars.insert(
+    vars.values.insert("WORK".into(), path(work));
+    vars.values.insert(
         "CONSTRAINTS".into(),
         path(layout.root.join("xtask").join("constraints.txt")),
     );
-    // `$PYTHON_X` or `${PYTHON_X}`, as `expand` reads them.
-    let needs_python = project
+    let words: Vec<&str> = project
         .stack
         .verify
         .iter()
         .flat_map(|c| c.split_whitespace())
-        .any(|w| w.starts_with("$PYTHON_") || w.starts_with("${PYTHON_"));
-    if needs_python {
-        for (name, python) in super::interpreters::interpreters(layout)? {
-            vars.insert(format!("PYTHON_{}", name.to_uppercase()), path(python));
+        .collect();
+    let needs_python = words
+        .iter()
+        .filter_map(|w| var_name(w))
+        .any(|n| n.starts_with("PYTHON") || n == "INTERPRETER");
+    if !needs_python {
+        return Ok(vars);
+    }
+    let experiment = match crate::stack::load_experiment(layout) {
+        Ok(e) => e,
+        Err(e) => {
+            vars.missing = Some(format!("{e:#}"));
+            for old in ["PYTHON_DEFAULT", "PYTHON_FREETHREADED"] {
+                vars.renamed.insert(
+                    old.into(),
+                    format!("`${old}` was replaced by one variable per interpreter of experiment.yaml (`$PYTHON_<NAME>`), or `$PYTHON` to run the command once per interpreter; and {e:#}"),
+                );
+            }
+            return Ok(vars);
+        }
+    };
+    for old in ["PYTHON_DEFAULT", "PYTHON_FREETHREADED"] {
+        if let Some(why) = crate::manifest::experiment::renamed_variable(&experiment, old) {
+            vars.renamed.insert(old.into(), why);
         }
     }
+    vars.interpreter_vars = experiment.interpreters.iter().map(|i| i.variable()).collect();
+    let built = match super::interpreters::interpreters(layout) {
+        Ok(b) => b,
+        Err(e) => {
+            vars.missing = Some(format!("{e:#}"));
+            return Ok(vars);
+        }
+    };
+    let own: Vec<_> = built.iter().filter(|(i, _)| i.stack == project.name).collect();
+    for (interp, python) in &built {
+        vars.values.insert(interp.variable(), path(python.clone()));
+    }
+    let each = if own.is_empty() { built.iter().collect() } else { own };
+    vars.each = each
+        .into_iter()
+        .map(|(i, p)| (i.name.clone(), path(p.clone())))
+        .collect();
     Ok(vars)
 }
 
@@ -97,26 +197,54 @@ pub fn run_checks(
     sh: &Shell,
     dir: &Path,
     commands: &[String],
-    vars: &BTreeMap<String, String>,
+    vars: &Vars,
     extra_env: &[(&str, &Path)],
     echo: bool,
 ) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     for command in commands {
-        let words = expand(command, vars)?;
+        for (on, values) in vars.for_each(command)? {
+            let shown = match &on {
+                Some(name) => format!("{command}  [{name}]"),
+                None => command.clone(),
+            };
+            let passed = run_one(sh, dir, command, &shown, vars, &values, extra_env, echo, &mut out)?;
+            if !passed {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One run of one command; records it in `out` and says whether it passed.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    sh: &Shell,
+    dir: &Path,
+    command: &str,
+    shown: &str,
+    vars: &Vars,
+    values: &BTreeMap<String, String>,
+    extra_env: &[(&str, &Path)],
+    echo: bool,
+    out: &mut Vec<Check>,
+) -> Result<bool> {
+    {
+        let words = expand(command, vars, values)?;
         let Some((program, args)) = words.split_first() else {
-            continue;
+            return Ok(true);
         };
         let sh2 = sh.clone();
         sh2.change_dir(dir);
-        for (k, v) in vars {
+        for (k, v) in values {
             sh2.set_var(format!("XTASK_{k}"), v);
         }
         for (k, v) in extra_env {
             sh2.set_var(k, v);
         }
         if echo {
-            crate::outln!("$ {command}");
+            crate::outln!("$ {shown}");
         }
         let t = Instant::now();
         let result = cmd!(sh2, "{program} {args...}")
@@ -126,7 +254,7 @@ pub fn run_checks(
             .with_context(|| format!("running `{command}` in `{}`", dir.display()))?;
         let passed = result.status.success();
         out.push(Check {
-            command: command.clone(),
+            command: shown.to_string(),
             passed,
             seconds: t.elapsed().as_secs_f64(),
         });
@@ -143,27 +271,34 @@ pub fn run_checks(
                 }
             }
         }
-        if !passed {
-            break;
-        }
+        Ok(passed)
     }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars() -> BTreeMap<String, String> {
-        [("STACK", "/r/patches/p"), ("WORK", "/r/target/w")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn vars() -> Vars {
+        let mut v = Vars::default();
+        for (k, val) in [("STACK", "/r/patches/p"), ("WORK", "/r/target/w")] {
+            v.values.insert(k.into(), val.into());
+        }
+        v.interpreter_vars = vec!["PYTHON_3_15".into(), "PYTHON_3_15T".into()];
+        v.renamed.insert(
+            "PYTHON_DEFAULT".into(),
+            "`$PYTHON_DEFAULT` was replaced by ... ($PYTHON_3_15)".into(),
+        );
+        v
+    }
+
+    fn expand1(command: &str, v: &Vars) -> Result<Vec<String>> {
+        expand(command, v, &v.values)
     }
 
     #[test]
     fn expands_known_variables_in_whole_words_and_paths() {
-        let words = expand("bash $STACK/verify.sh ${WORK} plain$STACK", &vars()).unwrap();
+        let words = expand1("bash $STACK/verify.sh ${WORK} plain$STACK", &vars()).unwrap();
         assert_eq!(
             words,
             [
@@ -177,16 +312,39 @@ mod tests {
 
     #[test]
     fn unknown_variable_is_named() {
-        let e = expand("echo $HOME", &vars()).unwrap_err().to_string();
+        let e = expand1("echo $HOME", &vars()).unwrap_err().to_string();
         assert!(e.contains("unknown variable `$HOME`"), "{e}");
-        assert!(e.contains("$PYTHON_FREETHREADED"), "{e}");
+        assert!(e.contains("$PYTHON_3_15T"), "{e}");
     }
 
     #[test]
-    fn missing_interpreter_says_how_to_build_it() {
-        let e = expand("$PYTHON_DEFAULT -c pass", &vars())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cargo xtask build-all --only cpython"), "{e}");
+    fn missing_interpreter_says_why_and_old_names_name_the_new_ones() {
+        let mut v = vars();
+        v.missing = Some("run `cargo xtask build-all --only cpython/3.15` first".into());
+        let e = expand1("$PYTHON_3_15 -c pass", &v).unwrap_err().to_string();
+        assert!(e.contains("cargo xtask build-all --only cpython/3.15"), "{e}");
+        let e = expand1("$PYTHON_DEFAULT -c pass", &v).unwrap_err().to_string();
+        assert!(e.contains("$PYTHON_3_15"), "{e}");
+        let e = v.for_each("$PYTHON -c pass").unwrap_err().to_string();
+        assert!(e.contains("runs on each interpreter, and none is available"), "{e}");
+    }
+
+    #[test]
+    fn a_python_command_runs_once_per_interpreter() {
+        let mut v = vars();
+        v.each = vec![
+            ("3.15".into(), "/c/a/bin/python3".into()),
+            ("3.15t".into(), "/c/b/bin/python3".into()),
+        ];
+        let runs = v.for_each("bash $STACK/v.sh $PYTHON ${INTERPRETER}").unwrap();
+        let words: Vec<Vec<String>> = runs
+            .iter()
+            .map(|(_, values)| expand("bash $STACK/v.sh $PYTHON ${INTERPRETER}", &v, values).unwrap())
+            .collect();
+        assert_eq!(words[0][2..], ["/c/a/bin/python3", "3.15"]);
+        assert_eq!(words[1][2..], ["/c/b/bin/python3", "3.15t"]);
+        assert_eq!(runs[1].0.as_deref(), Some("3.15t"));
+        assert_eq!(v.for_each("echo $STACK").unwrap().len(), 1);
+        assert!(!per_interpreter("echo $PYTHON_3_15"));
     }
 }

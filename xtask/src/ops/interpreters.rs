@@ -1,57 +1,16 @@
-//! The interpreters build-all builds, as any command finds them: the two CPython flavours,
-//! the CPython steps' key inputs, the step cache's layout (keys, entry folders, the done
+//! The interpreters build-all builds, as any command finds them: those `experiment.yaml`
+//! names, the CPython steps' key inputs, the step cache's layout (keys, entry folders, the done
 //! marker) and where an install keeps its interpreter. build-all writes this cache; `verify`
 //! and export-prs only read it, through here, so no command imports another.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
+use crate::manifest::Interpreter;
 use crate::stack::{Layout, hex};
-
-/// The CPython builds of the experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Flavour {
-    /// GIL-enabled.
-    Default,
-    /// `--disable-gil`.
-    Freethreaded,
-}
-
-impl Flavour {
-    pub const ALL: [Flavour; 2] = [Flavour::Default, Flavour::Freethreaded];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flavour::Default => "default",
-            Flavour::Freethreaded => "freethreaded",
-        }
-    }
-
-    pub fn free_threaded(self) -> bool {
-        self == Flavour::Freethreaded
-    }
-}
-
-impl fmt::Display for Flavour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Flavour {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .with_context(|| format!("no CPython flavour `{s}` (default, freethreaded)"))
-    }
-}
 
 /// The platform's conventions for file names and layouts, passed as a value so that the
 /// Windows strings are tested on every machine.
@@ -86,22 +45,25 @@ pub const CPYTHON_RECIPE: u32 = 0;
 /// The file that makes a cache entry count, holding its key; written last.
 pub const DONE_MARKER: &str = ".xtask-ok";
 
-/// A CPython step's name, `cpython/<flavour>`.
-pub fn cpython_step(flavour: Flavour) -> String {
-    format!("cpython/{flavour}")
+/// A CPython step's name, `cpython/<interpreter>`.
+pub fn cpython_step(interpreter: &str) -> String {
+    format!("cpython/{interpreter}")
 }
 
-/// Everything a CPython step's key holds: the tree it builds, the flavour, the C compiler
-/// and the recipe's revision. It needs no other step.
-pub fn cpython_inputs(tree: &str, cc: &str, flavour: Flavour) -> Vec<(String, String)> {
+/// Everything a CPython step's key holds: the tree it builds, the flavour, the extra
+/// `configure` arguments, the C compiler and the recipe's revision. It needs no other step.
+pub fn cpython_inputs(tree: &str, cc: &str, interp: &Interpreter) -> Vec<(String, String)> {
     let mut inputs = vec![
         ("tree".to_string(), tree.to_string()),
         (
             "disable-gil".to_string(),
-            flavour.free_threaded().to_string(),
+            interp.flavour.free_threaded().to_string(),
         ),
         ("cc".to_string(), cc.to_string()),
     ];
+    if !interp.configure.is_empty() {
+        inputs.push(("configure".into(), interp.configure.join(" ")));
+    }
     if CPYTHON_RECIPE != 0 {
         inputs.push(("recipe".into(), CPYTHON_RECIPE.to_string()));
     }
@@ -220,31 +182,39 @@ pub fn python_in(platform: Platform, prefix: &Path) -> Result<PathBuf> {
     found.with_context(|| format!("no python3 in `{}`", bin.display()))
 }
 
-/// The interpreters build-all built from the current CPython checkout (`default`,
-/// `freethreaded`), for commands that run on them; an error says how to build a missing one.
-pub fn interpreters(layout: &Layout) -> Result<Vec<(String, PathBuf)>> {
-    if !layout.projects()?.iter().any(|p| p == "cpython") {
-        bail!(
-            "there is no `cpython` stack in {}, so build-all has built no interpreters",
-            layout.show(&layout.patches())
-        );
-    }
-    let cc = cc_version(&Shell::new()?)?;
-    let tree = git2::Repository::open(layout.checkout("cpython"))
+/// The tree id of a checkout's HEAD, for keys.
+pub fn tree_of(layout: &Layout, project: &str) -> Result<String> {
+    let dir = layout.checkout(project);
+    git2::Repository::open(&dir)
         .and_then(|repo| Ok(repo.head()?.peel_to_tree()?.id().to_string()))
-        .context("reading the CPython checkout (run `cargo xtask sync cpython`)")?;
+        .with_context(|| {
+            format!(
+                "reading the tree of `{}` (run `cargo xtask sync {project}`)",
+                layout.show(&dir)
+            )
+        })
+}
+
+/// The interpreters of `experiment.yaml` that build-all built from the current checkouts,
+/// for commands that run on them; an error says how to build a missing one.
+pub fn interpreters(layout: &Layout) -> Result<Vec<(Interpreter, PathBuf)>> {
+    let experiment = crate::stack::load_experiment(layout)?;
+    let cc = cc_version(&Shell::new()?)?;
     let cache = layout.xtask_target().join("cache");
     let mut out = Vec::new();
-    for flavour in Flavour::ALL {
-        let step = cpython_step(flavour);
-        let key = step_key(&step, &cpython_inputs(&tree, &cc, flavour), &[]);
+    for interp in experiment.interpreters {
+        let tree = tree_of(layout, &interp.stack)?;
+        let step = cpython_step(&interp.name);
+        let key = step_key(&step, &cpython_inputs(&tree, &cc, &interp), &[]);
         let dir = entry_dir(&cache, &step, &key);
         if !is_done(&dir, &key) {
             bail!(
-                "`{step}` is not built for the current CPython checkout; run `cargo xtask build-all --only {step}` first"
+                "`{step}` is not built for the current `{}` checkout; run `cargo xtask build-all --only {step}` first",
+                interp.stack
             );
         }
-        out.push((flavour.to_string(), python_in(Platform::host(), &dir)?));
+        let python = python_in(Platform::host(), &dir)?;
+        out.push((interp, python));
     }
     Ok(out)
 }
@@ -269,10 +239,18 @@ mod tests {
         assert!(format!("{err:#}").contains("C++ tools"), "{err:#}");
     }
     use super::*;
+    use crate::manifest::experiment::Flavour;
 
     #[test]
     fn keys_are_stable_and_cover_every_input() {
-        let inputs = cpython_inputs("t1", "cc 12", Flavour::Freethreaded);
+        let interp = |flavour, configure: &[&str]| Interpreter {
+            name: "x".into(),
+            stack: "cpython".into(),
+            version: "3.15".into(),
+            flavour,
+            configure: configure.iter().map(|s| s.to_string()).collect(),
+        };
+        let inputs = cpython_inputs("t1", "cc 12", &interp(Flavour::Freethreaded, &[]));
         let key = step_key("cpython/freethreaded", &inputs, &[]);
         assert_eq!(key.len(), 16);
         assert_eq!(key, step_key("cpython/freethreaded", &inputs, &[]));
@@ -280,7 +258,7 @@ mod tests {
             key,
             step_key(
                 "cpython/freethreaded",
-                &cpython_inputs("t1", "cc 13", Flavour::Freethreaded),
+                &cpython_inputs("t1", "cc 13", &interp(Flavour::Freethreaded, &[])),
                 &[]
             )
         );
@@ -288,10 +266,25 @@ mod tests {
             key,
             step_key(
                 "cpython/default",
-                &cpython_inputs("t1", "cc 12", Flavour::Default),
+                &cpython_inputs("t1", "cc 12", &interp(Flavour::Default, &[])),
                 &[]
             )
         );
+    }
+
+    #[test]
+    fn configure_arguments_reach_the_key() {
+        let mut i = Interpreter {
+            name: "3.15d".into(),
+            stack: "cpython".into(),
+            version: "3.15".into(),
+            flavour: Flavour::Default,
+            configure: vec![],
+        };
+        let plain = step_key("cpython/3.15d", &cpython_inputs("t", "cc", &i), &[]);
+        i.configure = vec!["--with-pydebug".into()];
+        let debug = step_key("cpython/3.15d", &cpython_inputs("t", "cc", &i), &[]);
+        assert_ne!(plain, debug);
     }
 
     #[test]

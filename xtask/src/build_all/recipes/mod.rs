@@ -1,9 +1,11 @@
 //! The real steps of the experiment: CPython builds, maturin and the environments with the
-//! toolchain from the stacks (`toolchain`), one wheel per target (`wheels`), and its tests per
-//! interpreter and installer (`pytest`). Each recipe runs commands through xshell and keeps
+//! toolchain from the stacks (`toolchain`), one wheel per target (`wheels`), its install cells
+//! and test suites per interpreter (`pytest`), and the installs that must be refused
+//! (`refusal`). Each recipe runs commands through xshell and keeps
 //! their output in the step's log; this module holds what they share.
 
 pub mod pytest;
+pub mod refusal;
 mod toolchain;
 mod wheels;
 
@@ -12,7 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-pub use pytest::test;
+pub use pytest::{install, test};
+pub use refusal::{abi3_wheel, refusal};
 pub use toolchain::{cpython, environment, maturin};
 pub use wheels::{maturin_wheel, setuptools_wheel};
 
@@ -119,7 +122,6 @@ fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::interpreters::Flavour;
 
     #[test]
     fn parallel_steps_copy_sources_to_their_own_folders() {
@@ -127,12 +129,12 @@ mod tests {
         // deleted it while the other was building from it.
         let work = Path::new("/w");
         assert_ne!(
-            scratch_src(work, &StepId::Env(Flavour::Default), "setuptools"),
-            scratch_src(work, &StepId::Env(Flavour::Freethreaded), "setuptools")
+            scratch_src(work, &StepId::Env("3.15".into()), "setuptools"),
+            scratch_src(work, &StepId::Env("3.15t".into()), "setuptools")
         );
         assert_eq!(
-            scratch_src(work, &StepId::Env(Flavour::Default), "cffi"),
-            Path::new("/w/src/env-default/cffi")
+            scratch_src(work, &StepId::Env("3.15".into()), "cffi"),
+            Path::new("/w/src/env-3.15/cffi")
         );
     }
 }

