@@ -387,3 +387,23 @@ fn make_report(
         step_seconds: summary.step_seconds(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_step_names_name_the_interpreters() {
+        let e = crate::manifest::experiment::parse(
+            "experiment.yaml",
+            include_str!("../../../experiment.yaml"),
+        )
+        .unwrap();
+        let hint = renamed_step(&e, &["cpython/default".into()], None).unwrap();
+        assert!(hint.contains("(3.15, 3.15t, 3.16, 3.16t)"), "{hint}");
+        assert!(hint.contains("`<target>/test/<interpreter>`"), "{hint}");
+        let from = renamed_step(&e, &[], Some("brotlicffi/test/freethreaded/uv")).unwrap();
+        assert!(from.starts_with("`brotlicffi/test/freethreaded/uv`"), "{from}");
+        assert_eq!(renamed_step(&e, &["cpython/3.15t".into()], None), None);
+    }
+}
