@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use super::graph::StepSpec;
+use super::graph::{Cores, StepSpec};
 use super::recipes::{self, Env};
 use super::run::Action;
 use super::step::{Flavour, Installer, StepId};
@@ -31,6 +31,15 @@ pub fn recipe_revision(id: &StepId) -> u32 {
         StepId::Wheel(_) => 1,
         // 3: a failed test is re-run once on its own; `result.json` names flaky tests.
         StepId::Test(..) => 3,
+    }
+}
+
+/// The cores a step can use: its grant goes to `make -j`, cargo and `pytest -n`.
+pub fn cores(id: &StepId) -> Cores {
+    match id {
+        // A venv and pip installs (cffi's one C file included) keep one core busy.
+        StepId::Env(_) => Cores::ONE,
+        StepId::CPython(_) | StepId::Maturin | StepId::Wheel(_) | StepId::Test(..) => Cores::All,
     }
 }
 
@@ -71,6 +80,7 @@ pub fn specs(
     targets: &[TargetInfo],
 ) -> Result<Vec<StepSpec<StepId>>> {
     let step = |name: StepId, deps: Vec<StepId>, inputs: Vec<(String, String)>| StepSpec {
+        cores: cores(&name),
         name,
         deps,
         inputs,

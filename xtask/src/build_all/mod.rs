@@ -39,8 +39,12 @@ use tools::Tools;
 /// `target/xtask/logs/<step>.log`; the report to `target/xtask/report.{json,md}`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Steps to run at most at once (default: the number of cores).
-    #[arg(long, short)]
+    /// The core budget the steps share (default: the number of cores). Each step is granted
+    /// some of it, which it passes to `make -j`, cargo and `pytest -n`; a step starts only
+    /// when its cores are free, so the grants never add up to more than N. With more steps
+    /// ready than free cores each gets one; a step that can use more gets the cores left over;
+    /// a test cell takes all N and runs alone.
+    #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
     /// Go on with the steps that do not depend on a failed one.
     #[arg(long)]
@@ -128,9 +132,10 @@ impl Args {
         if !self.quiet {
             print!("{}", report.table());
             crate::outln!(
-                "wall {:.1} s, steps' own time {:.1} s; report: {}",
+                "wall {:.1} s, steps' own time {:.1} s, core-seconds / cores {:.1} s; report: {}",
                 report.wall_seconds,
                 report.step_seconds,
+                summary.core_seconds() / summary.cores as f64,
                 layout.show(&target_dir.join("report.md"))
             );
         }
