@@ -457,10 +457,19 @@ mod tests {
             .collect()
     }
 
+    /// Budget, cores busy, the ready steps, the grants expected, and why.
+    type Case = (
+        usize,
+        usize,
+        &'static [&'static str],
+        &'static [(usize, usize)],
+        &'static str,
+    );
+
     #[test]
     fn grants_share_the_budget() {
         #[rustfmt::skip]
-        let table: &[(usize, usize, &[&str], &[(usize, usize)], &str)] = &[
+        let table: &[Case] = &[
             (2, 0, &["all", "all", "all", "all", "all"], &[(0, 1), (1, 1)],
              "four CPython builds and maturin on two cores: two at a time, one core each"),
             (2, 1, &["all", "all", "all"], &[(0, 1)], "one core free: the next step gets it"),
