@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use super::graph::StepSpec;
+use super::graph::{Cores, StepSpec};
 use super::recipes::{self, Env};
 use super::run::Action;
 use super::step::{Installer, StepId};
@@ -36,6 +36,17 @@ pub fn recipe_revision(id: &StepId) -> u32 {
 
 /// The tree id of each stack's checkout, by stack name.
 pub type Trees = BTreeMap<String, String>;
+
+/// The cores a step can use: its grant goes to `make -j`, cargo and `pytest -n`.
+pub fn cores(id: &StepId) -> Cores {
+    match id {
+        // A venv and pip installs (cffi's one C file included) keep one core busy.
+        StepId::Env(_) | StepId::Install(..) | StepId::Refusal(..) | StepId::Abi3Wheel(_) => {
+            Cores::ONE
+        }
+        StepId::CPython(_) | StepId::Maturin | StepId::Wheel(_) | StepId::Test(..) => Cores::All,
+    }
+}
 
 /// A stack with a `build.target`, and the tree id of its checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +88,7 @@ pub fn specs(
     targets: &[TargetInfo],
 ) -> Result<Vec<StepSpec<StepId>>> {
     let step = |name: StepId, deps: Vec<StepId>, inputs: Vec<(String, String)>| StepSpec {
+        cores: cores(&name),
         name,
         deps,
         inputs,

@@ -13,6 +13,29 @@ use crate::ops::interpreters::step_key;
 pub trait Id: Clone + Ord + Display + Send + Sync + 'static {}
 impl<T: Clone + Ord + Display + Send + Sync + 'static> Id for T {}
 
+/// How many cores a step can keep busy. The runner grants it between one and that many, never
+/// more than are free, and the recipe passes the grant on (`make -j`, cargo, `pytest -n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cores {
+    /// At most this many: a pip install or a venv uses one.
+    Upto(usize),
+    /// As many as the run has: make, cargo, pytest-xdist.
+    All,
+}
+
+impl Cores {
+    pub const ONE: Cores = Cores::Upto(1);
+
+    /// The want in a budget of `budget` cores: at least one, at most the budget.
+    pub fn within(self, budget: usize) -> usize {
+        let budget = budget.max(1);
+        match self {
+            Cores::Upto(n) => n.clamp(1, budget),
+            Cores::All => budget,
+        }
+    }
+}
+
 /// One step, without its action: what the scheduler and the cache need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpec<I> {
@@ -22,8 +45,11 @@ pub struct StepSpec<I> {
     /// ids, parameters, tool versions. Label and value.
     pub inputs: Vec<(String, String)>,
     /// The step keeps every core busy itself (`pytest -n <jobs>`), or is sensitive to
-    /// timing: it runs alone, nothing else alongside it.
+    /// timing: it runs alone, nothing else alongside it. It is granted the whole core budget,
+    /// whatever `cores` says, and starts only when every core is free.
     pub exclusive: bool,
+    /// How many cores the step can use (see `run::grants` for how they are shared).
+    pub cores: Cores,
     /// Nothing depends on the step (a test cell), so its failure stops nothing else: the
     /// run goes on without `--keep-going`.
     pub leaf: bool,
@@ -189,6 +215,7 @@ mod tests {
     fn step(name: &str, deps: &[&str], input: &str) -> StepSpec<String> {
         StepSpec {
             exclusive: false,
+            cores: Cores::All,
             leaf: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),

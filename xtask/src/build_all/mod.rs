@@ -41,8 +41,12 @@ use tools::Tools;
 /// `target/xtask/logs/<step>.log`; the report to `target/xtask/report.{json,md}`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Steps to run at most at once (default: the number of cores).
-    #[arg(long, short)]
+    /// The core budget the steps share (default: the number of cores). Each step is granted
+    /// some of it, which it passes to `make -j`, cargo and `pytest -n`; a step starts only
+    /// when its cores are free, so the grants never add up to more than N. With more steps
+    /// ready than free cores each gets one; a step that can use more gets the cores left over;
+    /// a test cell takes all N and runs alone.
+    #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
     /// Go on with the steps that do not depend on a failed one.
     #[arg(long)]
@@ -136,9 +140,10 @@ impl Args {
         if !self.quiet {
             print!("{}", report.table());
             crate::outln!(
-                "wall {:.1} s, steps' own time {:.1} s; report: {}",
+                "wall {:.1} s, steps' own time {:.1} s, core-seconds / cores {:.1} s; report: {}",
                 report.wall_seconds,
                 report.step_seconds,
+                summary.core_seconds() / summary.cores as f64,
                 layout.show(&target_dir.join("report.md"))
             );
         }
@@ -381,10 +386,13 @@ fn make_report(
                 status: r.status.clone(),
                 seconds: r.seconds,
                 key: r.key.clone(),
+                cores: r.cores,
             })
             .collect(),
         wall_seconds: summary.wall.as_secs_f64(),
         step_seconds: summary.step_seconds(),
+        core_seconds: summary.core_seconds(),
+        cores: summary.cores,
     })
 }
 

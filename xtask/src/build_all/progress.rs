@@ -45,12 +45,14 @@ impl Progress {
         }
     }
 
-    pub fn started(&mut self, step: &str) {
+    /// A step started, granted `cores` of the budget.
+    pub fn started(&mut self, step: &str, cores: usize) {
         self.running.insert(step.to_string(), Instant::now());
         match self.mode {
             Mode::Plain => line(&format!(
-                "[{:>7.1}s] start   {step}",
-                self.start.elapsed().as_secs_f64()
+                "[{:>7.1}s] start   {step} ({cores} core{})",
+                self.start.elapsed().as_secs_f64(),
+                if cores == 1 { "" } else { "s" }
             )),
             Mode::Terminal => self.redraw(),
             Mode::Quiet => {}

@@ -106,6 +106,8 @@ pub struct StepTime {
     pub step: String,
     pub status: super::run::Status,
     pub seconds: f64,
+    /// The cores it was granted (0: it did not run).
+    pub cores: usize,
     pub key: String,
 }
 
@@ -120,6 +122,11 @@ pub struct Report {
     pub wall_seconds: f64,
     /// Sum of the own times of the steps that ran (cached steps count zero).
     pub step_seconds: f64,
+    /// Own time times granted cores, summed over the steps that ran; divided by `cores`, the
+    /// wall time a run with no idle core would take.
+    pub core_seconds: f64,
+    /// The core budget (`--jobs`).
+    pub cores: usize,
 }
 
 impl Report {
@@ -156,13 +163,17 @@ impl Report {
             s.push_str(&format!("- {k}: {v}\n"));
         }
         s.push_str(&format!(
-            "\n## time\n\nwall {:.1} s; steps' own time {:.1} s\n\n| step | status | seconds |\n| --- | --- | ---: |\n",
-            self.wall_seconds, self.step_seconds
+            "\n## time\n\nwall {:.1} s; steps' own time {:.1} s; core-seconds {:.1} / {} cores = {:.1} s\n\n| step | status | seconds | cores |\n| --- | --- | ---: | ---: |\n",
+            self.wall_seconds,
+            self.step_seconds,
+            self.core_seconds,
+            self.cores,
+            self.core_seconds / self.cores.max(1) as f64
         ));
         for t in &self.steps {
             s.push_str(&format!(
-                "| {} | {:?} | {:.1} |\n",
-                t.step, t.status, t.seconds
+                "| {} | {:?} | {:.1} | {} |\n",
+                t.step, t.status, t.seconds, t.cores
             ));
         }
         s
@@ -251,6 +262,8 @@ mod tests {
             steps: vec![],
             wall_seconds: 0.0,
             step_seconds: 0.0,
+            core_seconds: 0.0,
+            cores: 2,
         };
         let md = report.markdown();
         assert!(md.contains("| passed | failed | flaky | skipped |"), "{md}");

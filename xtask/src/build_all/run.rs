@@ -1,12 +1,13 @@
-//! Running a build graph: cache entries by key, parallel steps up to `--jobs`, per-step logs,
-//! `--keep-going`, leaves, and the record of what ran and how long it took.
+//! Running a build graph: cache entries by key, parallel steps sharing a core budget
+//! (`--jobs`), per-step logs, `--keep-going`, leaves, and the record of what ran, on how many
+//! cores and for how long.
 //!
 //! A step's output lives in `cache/<step>/<key>/` and counts only once `.xtask-ok` is written
 //! there, last and atomically; an entry without it is removed before the step runs again, so
 //! a failed or interrupted step never counts as success. A step that panics has failed like
 //! one that returned an error: the runner always hears back from every thread it starts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -30,6 +31,8 @@ pub struct Ctx<I> {
     /// Output folders of the steps it depends on.
     pub deps: BTreeMap<I, PathBuf>,
     pub log: PathBuf,
+    /// The cores the step was granted from the run's budget: what it passes to `make -j`,
+    /// cargo and `pytest -n`.
     pub jobs: usize,
 }
 
@@ -57,6 +60,7 @@ impl<I: Id> Ctx<I> {
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The core budget: the grants of the running steps never add up to more.
     pub jobs: usize,
     pub keep_going: bool,
     pub cache: PathBuf,
@@ -79,6 +83,8 @@ pub struct StepResult<I> {
     pub key: String,
     pub status: Status,
     pub seconds: f64,
+    /// The cores it was granted (its `Ctx::jobs`); 0 when it did not run.
+    pub cores: usize,
     pub out: PathBuf,
     pub error: Option<String>,
 }
@@ -87,6 +93,8 @@ pub struct StepResult<I> {
 pub struct Summary<I> {
     pub results: Vec<StepResult<I>>,
     pub wall: Duration,
+    /// The core budget the steps shared (`--jobs`).
+    pub cores: usize,
 }
 
 impl<I: Id> Summary<I> {
@@ -101,6 +109,16 @@ impl<I: Id> Summary<I> {
             .iter()
             .filter(|r| r.status == Status::Built)
             .map(|r| r.seconds)
+            .sum()
+    }
+    /// Each step's own time times the cores it was granted, summed over the steps that ran
+    /// (built or failed). Divided by `cores`, it is the wall time of a run that never left a
+    /// core of the budget ungranted.
+    pub fn core_seconds(&self) -> f64 {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Built | Status::Failed))
+            .map(|r| r.seconds * r.cores as f64)
             .sum()
     }
     pub fn get(&self, name: &I) -> Option<&StepResult<I>> {
@@ -123,7 +141,71 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     format!("the step panicked: {text}")
 }
 
+/// A ready step as the core budget sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    /// The cores it can use, one to the budget (`Cores::within`).
+    pub cores: usize,
+    /// It takes the whole budget and nothing starts beside it.
+    pub exclusive: bool,
+}
+
+/// Which of the ready steps (in graph order) start now, and with how many cores:
+/// `(index in ready, grant)`. `busy` is the sum of the running steps' grants.
+///
+/// An exclusive step starts only when every core is free and no step before it starts; it
+/// is granted all of them. Otherwise as many steps start as there are free cores, in order,
+/// one core each, and the cores left over go round, in order, to those that can use more.
+/// A grant is fixed for the step's life (`make -j` cannot grow), so running more steps on
+/// fewer cores each is what keeps cores busy through the single-threaded parts of a build
+/// (CPython's `configure`, `make install`, a link): four CPython builds on two cores run two
+/// at a time with `-j1`, and the last step left alone is granted every core. What this
+/// cannot avoid: a step granted one core while others ran keeps one, even once it is alone.
+pub fn grants(budget: usize, busy: usize, ready: &[Want]) -> Vec<(usize, usize)> {
+    let budget = budget.max(1);
+    let free = budget.saturating_sub(busy);
+    // (index, grant, want) of the steps that start.
+    let mut chosen: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, w) in ready.iter().enumerate() {
+        if chosen.len() == free {
+            break;
+        }
+        if w.exclusive {
+            if chosen.is_empty() && free == budget {
+                return vec![(i, budget)];
+            }
+            continue;
+        }
+        chosen.push((i, 1, w.cores.max(1)));
+    }
+    let mut left = free - chosen.len();
+    while left > 0 {
+        let before = left;
+        for c in chosen.iter_mut().filter(|c| c.1 < c.2) {
+            if left > 0 {
+                c.1 += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break;
+        }
+    }
+    chosen.into_iter().map(|(i, grant, _)| (i, grant)).collect()
+}
+
+/// A step whose dependencies are done and that is not cached: what starting it takes.
+struct Ready<'a, I> {
+    spec: &'a StepSpec<I>,
+    key: String,
+    out: PathBuf,
+    deps: BTreeMap<I, PathBuf>,
+}
+
 /// Runs the selected steps. Failures are results, not errors; errors are about the runner.
+///
+/// `opts.jobs` is a core budget the steps share: each is granted cores by `grants` and sees
+/// its grant as `Ctx::jobs`; the grants of the running steps never add up to more.
 ///
 /// Without `keep_going` a failed step stops the run (nothing new starts), unless it is a
 /// leaf: nothing depends on a leaf, so every other step still runs.
@@ -137,8 +219,10 @@ pub fn execute<I: Id>(
     std::fs::create_dir_all(&opts.logs)
         .with_context(|| format!("creating `{}`", opts.logs.display()))?;
     let start = Instant::now();
+    let budget = opts.jobs.max(1);
     let mut results: BTreeMap<I, StepResult<I>> = BTreeMap::new();
-    let mut running: BTreeSet<I> = BTreeSet::new();
+    // The running steps and the cores each was granted.
+    let mut running: BTreeMap<I, usize> = BTreeMap::new();
     let (tx, rx) = mpsc::channel::<(I, Result<()>, f64)>();
     let wanted: Vec<&StepSpec<I>> = graph
         .steps
@@ -148,78 +232,106 @@ pub fn execute<I: Id>(
     let mut stop = false;
     std::thread::scope(|scope| -> Result<()> {
         loop {
-            // Start whatever is ready, cached steps first and without a thread.
-            let mut progressed = true;
-            while progressed && !stop {
-                progressed = false;
-                for s in &wanted {
-                    if results.contains_key(&s.name) || running.contains(&s.name) {
-                        continue;
-                    }
-                    let dep_state: Vec<Option<&StepResult<I>>> =
-                        s.deps.iter().map(|d| results.get(d)).collect();
-                    if dep_state.iter().any(|r| {
-                        r.is_some_and(|r| matches!(r.status, Status::Failed | Status::Blocked))
-                    }) {
-                        results.insert(s.name.clone(), blocked(graph, s));
-                        progress.finished(&s.name.to_string(), "blocked", None);
-                        progressed = true;
-                        continue;
-                    }
-                    let Some(dep_outs) = dep_state
-                        .iter()
-                        .zip(&s.deps)
-                        .map(|(r, d)| {
-                            r.filter(|r| matches!(r.status, Status::Cached | Status::Built))
-                                .map(|r| (d.clone(), r.out.clone()))
-                        })
-                        .collect::<Option<BTreeMap<I, PathBuf>>>()
-                    else {
-                        continue;
-                    };
-                    let key = graph.key(&s.name)?.to_string();
-                    let out = entry_dir(&opts.cache, &s.name.to_string(), &key);
-                    if is_done(&out, &key) && !selection.forced.contains(&s.name) {
-                        results.insert(
-                            s.name.clone(),
-                            StepResult {
-                                name: s.name.clone(),
-                                key,
-                                status: Status::Cached,
-                                seconds: 0.0,
-                                out,
-                                error: None,
-                            },
-                        );
-                        progress.finished(&s.name.to_string(), "cached", None);
-                        progressed = true;
-                        continue;
-                    }
-                    if running.len() >= opts.jobs
-                        || (s.exclusive && !running.is_empty())
-                        || running
+            if !stop {
+                // Settle what needs no thread (blocked and cached steps) until nothing
+                // changes; what is left with its dependencies done is ready.
+                let ready = loop {
+                    let mut changed = false;
+                    let mut ready: Vec<Ready<'_, I>> = Vec::new();
+                    for s in &wanted {
+                        if results.contains_key(&s.name) || running.contains_key(&s.name) {
+                            continue;
+                        }
+                        let dep_state: Vec<Option<&StepResult<I>>> =
+                            s.deps.iter().map(|d| results.get(d)).collect();
+                        if dep_state.iter().any(|r| {
+                            r.is_some_and(|r| matches!(r.status, Status::Failed | Status::Blocked))
+                        }) {
+                            results.insert(s.name.clone(), blocked(graph, s));
+                            progress.finished(&s.name.to_string(), "blocked", None);
+                            changed = true;
+                            continue;
+                        }
+                        let Some(deps) = dep_state
                             .iter()
-                            .any(|r| graph.spec(r).is_some_and(|r| r.exclusive))
-                    {
-                        continue;
+                            .zip(&s.deps)
+                            .map(|(r, d)| {
+                                r.filter(|r| matches!(r.status, Status::Cached | Status::Built))
+                                    .map(|r| (d.clone(), r.out.clone()))
+                            })
+                            .collect::<Option<BTreeMap<I, PathBuf>>>()
+                        else {
+                            continue;
+                        };
+                        let key = graph.key(&s.name)?.to_string();
+                        let out = entry_dir(&opts.cache, &s.name.to_string(), &key);
+                        if is_done(&out, &key) && !selection.forced.contains(&s.name) {
+                            results.insert(
+                                s.name.clone(),
+                                StepResult {
+                                    name: s.name.clone(),
+                                    key,
+                                    status: Status::Cached,
+                                    seconds: 0.0,
+                                    cores: 0,
+                                    out,
+                                    error: None,
+                                },
+                            );
+                            progress.finished(&s.name.to_string(), "cached", None);
+                            changed = true;
+                            continue;
+                        }
+                        ready.push(Ready {
+                            spec: s,
+                            key,
+                            out,
+                            deps,
+                        });
                     }
+                    if !changed {
+                        break ready;
+                    }
+                };
+                let wants: Vec<Want> = ready
+                    .iter()
+                    .map(|r| Want {
+                        cores: r.spec.cores.within(budget),
+                        exclusive: r.spec.exclusive,
+                    })
+                    .collect();
+                let busy: usize = running.values().sum();
+                let mut ready: Vec<Option<Ready<'_, I>>> = ready.into_iter().map(Some).collect();
+                for (i, grant) in grants(budget, busy, &wants) {
+                    let Some(Ready {
+                        spec: s,
+                        key,
+                        out,
+                        deps,
+                    }) = ready.get_mut(i).and_then(Option::take)
+                    else {
+                        bail!("the core budget chose a step that is not ready");
+                    };
                     let action = actions
                         .get(&s.name)
                         .with_context(|| format!("no action for build step `{}`", s.name))?;
                     let ctx = Ctx {
                         name: s.name.clone(),
                         out: out.clone(),
-                        deps: dep_outs,
+                        deps,
                         log: log_path(&opts.logs, &s.name),
-                        jobs: opts.jobs,
+                        jobs: grant,
                     };
                     // A leftover without the marker is a failed or interrupted attempt.
                     let _ = std::fs::remove_dir_all(&out);
                     std::fs::create_dir_all(&out)
                         .with_context(|| format!("creating `{}`", out.display()))?;
-                    fsx::write_atomic(&ctx.log, format!("# {} (key {key})\n", s.name).as_bytes())?;
-                    running.insert(s.name.clone());
-                    progress.started(&s.name.to_string());
+                    fsx::write_atomic(
+                        &ctx.log,
+                        format!("# {} (key {key}, {grant} core(s))\n", s.name).as_bytes(),
+                    )?;
+                    running.insert(s.name.clone(), grant);
+                    progress.started(&s.name.to_string(), grant);
                     let tx = tx.clone();
                     scope.spawn(move || {
                         let t = Instant::now();
@@ -232,7 +344,6 @@ pub fn execute<I: Id>(
                             });
                         let _ = tx.send((ctx.name, r, t.elapsed().as_secs_f64()));
                     });
-                    progressed = true;
                 }
             }
             if running.is_empty() {
@@ -240,7 +351,7 @@ pub fn execute<I: Id>(
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok((name, r, seconds)) => {
-                    running.remove(&name);
+                    let cores = running.remove(&name).unwrap_or(0);
                     let key = graph.key(&name)?.to_string();
                     let out = entry_dir(&opts.cache, &name.to_string(), &key);
                     let (status, error) = match r {
@@ -267,6 +378,7 @@ pub fn execute<I: Id>(
                             key,
                             status,
                             seconds,
+                            cores,
                             out,
                             error,
                         },
@@ -293,6 +405,7 @@ pub fn execute<I: Id>(
     Ok(Summary {
         results: order,
         wall: start.elapsed(),
+        cores: budget,
     })
 }
 
@@ -302,6 +415,7 @@ fn blocked<I: Id>(graph: &Graph<I>, s: &StepSpec<I>) -> StepResult<I> {
         key: graph.key(&s.name).unwrap_or_default().to_string(),
         status: Status::Blocked,
         seconds: 0.0,
+        cores: 0,
         out: PathBuf::new(),
         error: None,
     }
@@ -315,4 +429,118 @@ pub fn tail(path: &Path, n: usize) -> String {
         .get(lines.len().saturating_sub(n)..)
         .unwrap_or_default()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::graph::Cores;
+    use super::*;
+
+    /// `"all"` wants the budget, a number wants that many, `"x"` is exclusive.
+    fn wants(budget: usize, ready: &[&str]) -> Vec<Want> {
+        ready
+            .iter()
+            .map(|w| match *w {
+                "x" => Want {
+                    cores: budget,
+                    exclusive: true,
+                },
+                "all" => Want {
+                    cores: budget,
+                    exclusive: false,
+                },
+                n => Want {
+                    cores: n.parse::<usize>().unwrap().min(budget),
+                    exclusive: false,
+                },
+            })
+            .collect()
+    }
+
+    /// Budget, cores busy, the ready steps, the grants expected, and why.
+    type Case = (
+        usize,
+        usize,
+        &'static [&'static str],
+        &'static [(usize, usize)],
+        &'static str,
+    );
+
+    #[test]
+    fn grants_share_the_budget() {
+        #[rustfmt::skip]
+        let table: &[Case] = &[
+            (2, 0, &["all", "all", "all", "all", "all"], &[(0, 1), (1, 1)],
+             "four CPython builds and maturin on two cores: two at a time, one core each"),
+            (2, 1, &["all", "all", "all"], &[(0, 1)], "one core free: the next step gets it"),
+            (2, 2, &["all", "1"], &[], "no core free: nothing starts"),
+            (2, 0, &["all"], &[(0, 2)], "alone, a step that can use them gets every core"),
+            (2, 0, &["1", "all"], &[(0, 1), (1, 1)], "a pip step and a build"),
+            (2, 0, &["1"], &[(0, 1)], "a one-core step is never granted more"),
+            (3, 0, &["all", "all"], &[(0, 2), (1, 1)], "cores left over go round in order"),
+            (4, 0, &["1", "all"], &[(0, 1), (1, 3)], "the rest to the step that can use it"),
+            (4, 0, &["2", "1"], &[(0, 2), (1, 1)], "wants are upper bounds: a core stays idle"),
+            (1, 0, &["all", "all"], &[(0, 1)], "one core: one step at a time"),
+            (2, 0, &["x", "all"], &[(0, 2)], "an exclusive step first takes everything"),
+            (2, 0, &["all", "x", "all"], &[(0, 1), (2, 1)],
+             "an exclusive step after one that starts waits; later steps do not"),
+            (2, 1, &["x", "all"], &[(1, 1)], "an exclusive step waits for every core"),
+            (2, 1, &["x"], &[], "and nothing starts in its place when nothing else is ready"),
+        ];
+        for (budget, busy, ready, want, why) in table {
+            assert_eq!(
+                grants(*budget, *busy, &wants(*budget, ready)),
+                *want,
+                "{why}: budget {budget}, busy {busy}, ready {ready:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_never_exceed_the_free_cores() {
+        let shapes: &[&[&str]] = &[&["all"; 6], &["1", "all", "2", "x", "all", "1", "3"]];
+        for budget in 1..=5 {
+            for busy in 0..=budget {
+                for ready in shapes {
+                    let g = grants(budget, busy, &wants(budget, ready));
+                    let sum: usize = g.iter().map(|(_, n)| n).sum();
+                    assert!(sum <= budget - busy, "{budget} {busy} {ready:?}: {g:?}");
+                    assert!(g.iter().all(|(_, n)| *n >= 1), "{g:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn core_seconds_count_what_ran_times_its_grant() {
+        let r = |status, seconds, cores| StepResult {
+            name: "s".to_string(),
+            key: String::new(),
+            status,
+            seconds,
+            cores,
+            out: PathBuf::new(),
+            error: None,
+        };
+        let s = Summary {
+            results: vec![
+                r(Status::Built, 3.0, 2),
+                r(Status::Failed, 1.0, 1),
+                r(Status::Cached, 0.0, 0),
+            ],
+            wall: Duration::from_secs(4),
+            cores: 2,
+        };
+        assert_eq!(s.core_seconds(), 7.0);
+        assert_eq!(s.step_seconds(), 3.0);
+    }
+
+    #[test]
+    fn a_want_lies_within_the_budget() {
+        assert_eq!(Cores::All.within(4), 4);
+        assert_eq!(Cores::ONE.within(4), 1);
+        assert_eq!(Cores::Upto(8).within(2), 2);
+        assert_eq!(Cores::Upto(0).within(2), 1);
+        assert_eq!(Cores::All.within(0), 1);
+    }
 }

@@ -1,15 +1,15 @@
 //! Tests of the runner with fake steps: caching, invalidation, failures, panics, leaves,
-//! `--keep-going`, `--only`/`--from`, parallelism and exclusive steps.
+//! `--keep-going`, `--only`/`--from`, parallelism, the core budget and exclusive steps.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::bail;
 
-use super::graph::{Graph, Selection, StepSpec};
+use super::graph::{Cores, Graph, Selection, StepSpec};
 use super::progress::{Mode, Progress};
 use super::run::*;
 
@@ -107,6 +107,7 @@ mod cases {
     fn spec(name: &str, deps: &[&str], input: &str) -> StepSpec<String> {
         StepSpec {
             exclusive: false,
+            cores: Cores::All,
             leaf: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
@@ -285,6 +286,114 @@ mod cases {
         opener.join().unwrap();
         assert!(s.results.iter().all(|r| r.status == Status::Built));
         assert_eq!(peak.load(Ordering::SeqCst), 2, "two at once, never three");
+    }
+
+    #[test]
+    fn the_granted_cores_never_exceed_the_budget() {
+        // Four CPython builds, maturin, a one-core pip step, a build that needs them all,
+        // two exclusive test cells and a last build alone; two cores.
+        let w = World::new("budget");
+        let mut specs = vec![
+            spec("c1", &[], ""),
+            spec("c2", &[], ""),
+            spec("c3", &[], ""),
+            spec("c4", &[], ""),
+            spec("m", &[], ""),
+            spec("e", &["c1"], ""),
+            spec("w", &["m", "c2", "c3", "c4"], ""),
+            spec("t", &["w"], ""),
+            spec("u", &["e"], ""),
+            spec("l", &["t"], ""),
+        ];
+        specs[5].cores = Cores::ONE;
+        specs[7].exclusive = true;
+        specs[8].exclusive = true;
+        let g = Graph::new(specs).unwrap();
+        // The cores the running steps hold, and each start: (step, grant, held then).
+        let held = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new((
+            Mutex::new(Vec::<(String, usize, usize)>::new()),
+            Condvar::new(),
+        ));
+        let mut gates: BTreeMap<String, mpsc::Sender<()>> = BTreeMap::new();
+        let mut actions: BTreeMap<String, Action> = BTreeMap::new();
+        for s in &g.steps {
+            let (gate_tx, gate_rx) = mpsc::channel::<()>();
+            gates.insert(s.name.clone(), gate_tx);
+            let gate = Mutex::new(gate_rx);
+            let (held, started) = (held.clone(), started.clone());
+            let action: Action = Box::new(move |ctx: &Ctx| {
+                let now = held.fetch_add(ctx.jobs, Ordering::SeqCst) + ctx.jobs;
+                let (log, cv) = &*started;
+                log.lock().unwrap().push((ctx.name.clone(), ctx.jobs, now));
+                cv.notify_all();
+                // Each step finishes when the test says so, by name.
+                let released = gate.lock().unwrap().recv();
+                held.fetch_sub(ctx.jobs, Ordering::SeqCst);
+                released?;
+                Ok(())
+            });
+            actions.insert(s.name.clone(), action);
+        }
+        // Release a step once this many steps have started: a start shows the runner has
+        // taken in the step released before, so every grant below is decided on a known
+        // state (`e` and `w` free cores nothing can use alone, so their order is moot).
+        let script = [
+            ("c1", 2),
+            ("c2", 3),
+            ("c3", 4),
+            ("c4", 5),
+            ("m", 6),
+            ("e", 7),
+            ("w", 7),
+            ("t", 8),
+            ("u", 9),
+            ("l", 10),
+        ];
+        let opener = {
+            let started = started.clone();
+            std::thread::spawn(move || {
+                let (log, cv) = &*started;
+                for (step, seen) in script {
+                    let wait =
+                        cv.wait_timeout_while(log.lock().unwrap(), Duration::from_secs(300), |l| {
+                            l.len() < seen
+                        });
+                    if wait.unwrap().1.timed_out() {
+                        // Dropping the gates fails the waiting steps, so the run ends.
+                        return;
+                    }
+                    gates[step].send(()).unwrap();
+                }
+            })
+        };
+        let mut p = Progress::new(Mode::Quiet);
+        let s = execute(&g, &actions, &all(&g), &w.opts(2, false), &mut p).unwrap();
+        opener.join().unwrap();
+        let log = started.0.lock().unwrap().clone();
+        let granted: Vec<(&str, usize)> = log.iter().map(|(n, g, _)| (n.as_str(), *g)).collect();
+        assert_eq!(
+            granted,
+            [
+                ("c1", 1),
+                ("c2", 1),
+                ("c3", 1),
+                ("c4", 1),
+                ("m", 1),
+                ("e", 1),
+                ("w", 1),
+                ("t", 2),
+                ("u", 2),
+                ("l", 2)
+            ]
+        );
+        assert!(log.iter().all(|(_, _, now)| *now <= 2), "{log:?}");
+        assert_eq!(log.iter().map(|(_, _, now)| *now).max(), Some(2));
+        assert!(s.results.iter().all(|r| r.status == Status::Built));
+        assert_eq!(s.cores, 2);
+        for (name, grant) in granted {
+            assert_eq!(s.get(&n(name)).unwrap().cores, grant, "{name}");
+        }
     }
 
     #[test]

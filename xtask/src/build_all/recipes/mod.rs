@@ -44,10 +44,14 @@ impl Env {
 }
 
 /// Runs a command, keeps its output in the step's log, fails with the command named.
+///
+/// Every cargo it starts, directly or under pip and maturin, builds with the step's granted
+/// cores (`CARGO_BUILD_JOBS`) instead of all of the machine's.
 pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
     let line = cmd.to_string();
     ctx.note(&format!("$ {line}"))?;
     let out = cmd
+        .env("CARGO_BUILD_JOBS", ctx.jobs.to_string())
         .quiet()
         .ignore_status()
         .output()
@@ -122,6 +126,24 @@ fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn commands_build_with_the_granted_cores() {
+        let dir = std::env::temp_dir().join(format!("xtask-logged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = Ctx {
+            name: StepId::Maturin,
+            out: dir.clone(),
+            deps: Default::default(),
+            log: dir.join("log"),
+            jobs: 3,
+        };
+        let sh = Shell::new().unwrap();
+        let seen = logged(&ctx, cmd!(sh, "printenv CARGO_BUILD_JOBS"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(seen.unwrap().trim(), "3");
+    }
 
     #[test]
     fn parallel_steps_copy_sources_to_their_own_folders() {
