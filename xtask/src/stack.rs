@@ -157,8 +157,12 @@ pub fn load_experiment(layout: &Layout) -> Result<crate::manifest::Experiment> {
         );
     }
     let bytes = read_stack_file(&path, &shown, MAX_STACK_BYTES)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("{shown}: not UTF-8 (at byte {})", e.utf8_error().valid_up_to()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown}: not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     let experiment = crate::manifest::experiment::parse(&shown, &text)?;
     let projects = layout.projects()?;
     for name in experiment.stacks() {

@@ -157,7 +157,10 @@ fn what_each_steps_key_holds() {
         let got: Vec<&str> = spec.inputs.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(got, labels, "{id}");
         assert_eq!(spec.deps, deps, "{id}");
-        let leaf = matches!(id, StepId::Test(..) | StepId::Install(..) | StepId::Refusal(..));
+        let leaf = matches!(
+            id,
+            StepId::Test(..) | StepId::Install(..) | StepId::Refusal(..)
+        );
         assert_eq!(spec.leaf, leaf, "{id}");
         assert_eq!(spec.exclusive, matches!(id, StepId::Test(..)), "{id}");
     }
@@ -170,9 +173,20 @@ fn what_each_steps_key_holds() {
             .map(|(_, v)| v.clone())
     };
     // The manifest's own spelling, not a `Debug` string.
-    assert_eq!(input(StepId::Wheel(crypto.clone()), "kind").as_deref(), Some("maturin"));
-    assert_eq!(input(StepId::Wheel(crypto), "python-tag").as_deref(), Some("cp315"));
-    let expect = |i: &str| input(StepId::Refusal(s("brotlicffi"), s(i), Installer::Pip), "expect");
+    assert_eq!(
+        input(StepId::Wheel(crypto.clone()), "kind").as_deref(),
+        Some("maturin")
+    );
+    assert_eq!(
+        input(StepId::Wheel(crypto), "python-tag").as_deref(),
+        Some("cp315")
+    );
+    let expect = |i: &str| {
+        input(
+            StepId::Refusal(s("brotlicffi"), s(i), Installer::Pip),
+            "expect",
+        )
+    };
     assert_eq!(expect("3.15").as_deref(), Some("accept"));
     assert_eq!(expect("3.16").as_deref(), Some("accept"));
     assert_eq!(expect("3.15t").as_deref(), Some("refuse"));
@@ -230,7 +244,11 @@ fn a_fifth_interpreter_is_a_data_change() {
     // The debug build shares the 3.15 tree, and its configure flag keeps its key apart.
     let key = |g: &Graph<StepId>, i: &str| g.key(&StepId::CPython(i.into())).unwrap().to_string();
     let input = more.spec(&StepId::CPython("3.15d".into())).unwrap();
-    assert!(input.inputs.contains(&("configure".into(), "--with-pydebug".into())));
+    assert!(
+        input
+            .inputs
+            .contains(&("configure".into(), "--with-pydebug".into()))
+    );
     assert_ne!(key(&more, "3.15d"), key(&more, "3.15"));
     // Testing on fewer interpreters drops their cells, not their builds.
     e.tests.on = Some(vec!["3.15t".into()]);
@@ -254,7 +272,9 @@ fn the_roles_decide_which_stack_reaches_which_key() {
     assert!(spec.inputs.contains(&("pyo3".into(), "pyo3-main".into())));
     // A toolchain without a maturin role cannot build a maturin target, and says so.
     e.toolchain.retain(|r| r.kind != RoleKind::Maturin);
-    let err = specs(&e, &t, &tools(), &two_targets()).unwrap_err().to_string();
+    let err = specs(&e, &t, &tools(), &two_targets())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no `kind: maturin` role"), "{err}");
     let ts = targets(&[("brotlicffi", RecipeKind::Setuptools)]);
     let g = graph_of(&e, &t, &ts);
@@ -262,7 +282,9 @@ fn the_roles_decide_which_stack_reaches_which_key() {
     // Without a cargo-patch role, the same.
     let mut e = exp();
     e.toolchain.retain(|r| r.kind != RoleKind::CargoPatch);
-    let err = specs(&e, &trees(), &tools(), &two_targets()).unwrap_err().to_string();
+    let err = specs(&e, &trees(), &tools(), &two_targets())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no `kind: cargo-patch` role (PyO3)"), "{err}");
 }
 
@@ -283,7 +305,10 @@ fn a_python_role_added_in_data_reaches_every_environment() {
     let base = graph(&trees(), &two_targets());
     let g = graph_of(&e, &t, &two_targets());
     let not_toolchain = |id: &StepId| {
-        !matches!(id, StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_))
+        !matches!(
+            id,
+            StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_)
+        )
     };
     assert_eq!(changed(&base, &g), all_of(&base, not_toolchain));
 }
@@ -343,12 +368,18 @@ fn which_keys_a_changed_stack_reaches() {
         (
             "setuptools",
             all_of(&base, |id| {
-                !matches!(id, StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_))
+                !matches!(
+                    id,
+                    StepId::CPython(_) | StepId::Maturin | StepId::Abi3Wheel(_)
+                )
             }),
         ),
         // CPython main: its two interpreters and what runs on them; the wheels are built on
         // 3.15t, so they keep their keys.
-        ("cpython-main", all_of(&base, |id| of_interp(id, &["3.16", "3.16t"]))),
+        (
+            "cpython-main",
+            all_of(&base, |id| of_interp(id, &["3.16", "3.16t"])),
+        ),
         (
             "pyo3-release",
             all_of(&base, |id| match id {
@@ -413,7 +444,10 @@ fn a_refusal_needs_a_setuptools_target() {
     let e = exp();
     let ts = targets(&[("cryptography", RecipeKind::Maturin)]);
     let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();
-    assert!(err.contains("refusal names `brotlicffi`, which has no `build.target`"), "{err}");
+    assert!(
+        err.contains("refusal names `brotlicffi`, which has no `build.target`"),
+        "{err}"
+    );
     let mut e = exp();
     e.refusals[0].target = "cryptography".into();
     let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();

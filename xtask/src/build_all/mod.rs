@@ -88,10 +88,12 @@ impl Args {
         let graph = Graph::new(specs)?;
         let selection = graph
             .select(&self.only, self.from.as_deref())
-            .map_err(|e| match renamed_step(&experiment, &self.only, self.from.as_deref()) {
-                Some(hint) => e.context(hint),
-                None => e,
-            })?;
+            .map_err(
+                |e| match renamed_step(&experiment, &self.only, self.from.as_deref()) {
+                    Some(hint) => e.context(hint),
+                    None => e,
+                },
+            )?;
         let opts = run::Options {
             jobs,
             keep_going: self.keep_going,
@@ -235,11 +237,10 @@ fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
 /// What a step named with the flavours of old (`cpython/default`, `env/freethreaded`,
 /// `<target>/test/default/pip`) is called now, if one of them was asked for.
 fn renamed_step(e: &Experiment, only: &[String], from: Option<&str>) -> Option<String> {
-    let old = only
-        .iter()
-        .map(String::as_str)
-        .chain(from)
-        .find(|p| p.split('/').any(|seg| seg == "default" || seg == "freethreaded"))?;
+    let old = only.iter().map(String::as_str).chain(from).find(|p| {
+        p.split('/')
+            .any(|seg| seg == "default" || seg == "freethreaded")
+    })?;
     let names: Vec<&str> = e.interpreters.iter().map(|i| i.name.as_str()).collect();
     Some(format!(
         "`{old}` names a CPython flavour; steps are named by the interpreters of experiment.yaml ({}): `cpython/<interpreter>`, `env/<interpreter>`, `<target>/install/<interpreter>/<installer>`, `<target>/test/<interpreter>`",
@@ -343,7 +344,11 @@ fn make_report(
                     interpreter: i.name.clone(),
                     check: format!(
                         "refusal (expect {})",
-                        if experiment::accepts_abi3(i) { "accept" } else { "refuse" }
+                        if experiment::accepts_abi3(i) {
+                            "accept"
+                        } else {
+                            "refuse"
+                        }
                     ),
                     installer: installer.to_string(),
                     outcome: outcome(r).into(),
@@ -411,7 +416,10 @@ mod tests {
         assert!(hint.contains("(3.15, 3.15t, 3.16, 3.16t)"), "{hint}");
         assert!(hint.contains("`<target>/test/<interpreter>`"), "{hint}");
         let from = renamed_step(&e, &[], Some("brotlicffi/test/freethreaded/uv")).unwrap();
-        assert!(from.starts_with("`brotlicffi/test/freethreaded/uv`"), "{from}");
+        assert!(
+            from.starts_with("`brotlicffi/test/freethreaded/uv`"),
+            "{from}"
+        );
         assert_eq!(renamed_step(&e, &["cpython/3.15t".into()], None), None);
     }
 }

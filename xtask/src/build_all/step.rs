@@ -70,7 +70,10 @@ mod tests {
                 StepId::Install("env".into(), "3.15".into(), Installer::Uv),
                 "env/install/3.15/uv",
             ),
-            (StepId::Test("test".into(), "3.16t".into()), "test/test/3.16t"),
+            (
+                StepId::Test("test".into(), "3.16t".into()),
+                "test/test/3.16t",
+            ),
             (StepId::Abi3Wheel("b".into()), "b/abi3-wheel"),
             (
                 StepId::Refusal("b".into(), "3.16t".into(), Installer::Pip),

@@ -244,7 +244,10 @@ impl Experiment {
 /// Parses and checks `experiment.yaml`; errors name the file and what is wrong.
 pub fn parse(file: &str, text: &str) -> Result<Experiment> {
     if let Some((line, column)) = super::guard::too_deep(text, super::MAX_DEPTH) {
-        bail!("{file}:{line}:{column}: nested deeper than {} levels", super::MAX_DEPTH);
+        bail!(
+            "{file}:{line}:{column}: nested deeper than {} levels",
+            super::MAX_DEPTH
+        );
     }
     let e: Experiment = serde_yaml::from_str(text).map_err(|err| {
         let msg = super::guard::sanitize(&super::strip_location(&err.to_string()));
@@ -260,7 +263,10 @@ pub fn parse(file: &str, text: &str) -> Result<Experiment> {
 fn check(e: &Experiment) -> Result<(), String> {
     let t = super::guard::token;
     if e.version != 1 {
-        return Err(format!("`version: {}`: this tool reads version 1", e.version));
+        return Err(format!(
+            "`version: {}`: this tool reads version 1",
+            e.version
+        ));
     }
     if e.interpreters.is_empty() {
         return Err("`interpreters` is empty: the experiment needs at least one".into());
@@ -296,7 +302,10 @@ fn check(e: &Experiment) -> Result<(), String> {
             ));
         }
         let v: Vec<&str> = i.version.split('.').collect();
-        if v.len() != 2 || v.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if v.len() != 2
+            || v.iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(format!(
                 "interpreter `{}`: `version: {}` is not `major.minor` (3.15)",
                 i.name,
@@ -359,7 +368,10 @@ fn check(e: &Experiment) -> Result<(), String> {
     let mut roles = BTreeSet::new();
     for r in &e.toolchain {
         if !roles.insert(r.role.as_str()) {
-            return Err(format!("two toolchain entries play the role `{}`", t(&r.role)));
+            return Err(format!(
+                "two toolchain entries play the role `{}`",
+                t(&r.role)
+            ));
         }
         if r.runtime && r.kind != RoleKind::Python {
             return Err(format!(
@@ -384,7 +396,11 @@ fn check(e: &Experiment) -> Result<(), String> {
                 r.build_on
             ));
         }
-        if let Some(bad) = r.requires.iter().find(|q| !q.contains("==") || q.starts_with('-')) {
+        if let Some(bad) = r
+            .requires
+            .iter()
+            .find(|q| !q.contains("==") || q.starts_with('-'))
+        {
             return Err(format!(
                 "refusal of `{}`: `requires` entry `{}` is not pinned as `name==version`",
                 t(&r.target),

@@ -29,7 +29,10 @@ fn the_repositorys_experiment_parses() {
 fn what_the_checks_refuse() {
     type Edit = Box<dyn Fn(&mut Experiment)>;
     let cases: Vec<(Edit, &str)> = vec![
-        (Box::new(|e| e.interpreters.clear()), "`interpreters` is empty"),
+        (
+            Box::new(|e| e.interpreters.clear()),
+            "`interpreters` is empty",
+        ),
         (
             Box::new(|e| e.interpreters[1].name = "3.15".into()),
             "two interpreters are named `3.15`",
@@ -38,9 +41,18 @@ fn what_the_checks_refuse() {
             Box::new(|e| e.interpreters[3].name = "3-15t".into()),
             "both give the variable `$PYTHON_3_15T`",
         ),
-        (Box::new(|e| e.interpreters[0].name = "a/b".into()), "must be letters"),
-        (Box::new(|e| e.interpreters[0].name = "wheel".into()), "is a step kind"),
-        (Box::new(|e| e.interpreters[0].version = "3".into()), "not `major.minor`"),
+        (
+            Box::new(|e| e.interpreters[0].name = "a/b".into()),
+            "must be letters",
+        ),
+        (
+            Box::new(|e| e.interpreters[0].name = "wheel".into()),
+            "is a step kind",
+        ),
+        (
+            Box::new(|e| e.interpreters[0].version = "3".into()),
+            "not `major.minor`",
+        ),
         (
             Box::new(|e| e.interpreters[0].configure = vec!["--prefix=/usr".into()]),
             "`--prefix` is set by the recipe",
@@ -49,13 +61,22 @@ fn what_the_checks_refuse() {
             Box::new(|e| e.interpreters[0].configure = vec!["-O3".into()]),
             "does not begin with `--`",
         ),
-        (Box::new(|e| e.wheels.build_on = "3.14t".into()), "does not have (3.15,"),
-        (Box::new(|e| e.wheels.build_on = "3.15".into()), "is GIL-enabled"),
+        (
+            Box::new(|e| e.wheels.build_on = "3.14t".into()),
+            "does not have (3.15,",
+        ),
+        (
+            Box::new(|e| e.wheels.build_on = "3.15".into()),
+            "is GIL-enabled",
+        ),
         (
             Box::new(|e| e.tests.installers = vec![Installer::Pip]),
             "`tests.suite: uv` is not one of",
         ),
-        (Box::new(|e| e.tests.on = Some(vec!["x".into()])), "`tests.on` names"),
+        (
+            Box::new(|e| e.tests.on = Some(vec!["x".into()])),
+            "`tests.on` names",
+        ),
         (
             Box::new(|e| e.toolchain[1].role = "setuptools".into()),
             "two toolchain entries play the role `setuptools`",
@@ -68,7 +89,10 @@ fn what_the_checks_refuse() {
             Box::new(|e| e.toolchain[2].runtime = true),
             "`runtime` is for `kind: python`",
         ),
-        (Box::new(|e| e.refusals[0].build_on = "3.16t".into()), "is free-threaded"),
+        (
+            Box::new(|e| e.refusals[0].build_on = "3.16t".into()),
+            "is free-threaded",
+        ),
         (Box::new(|e| e.version = 2), "reads version 1"),
         (
             Box::new(|e| e.refusals[0].requires = vec!["setuptools".into()]),
@@ -89,7 +113,10 @@ fn parse_errors_carry_the_file_and_line() {
     assert!(err.starts_with("experiment.yaml:2:"), "{err}");
     let bad = ROOT.replace("flavour: default", "flavour: nogil");
     let err = parse("experiment.yaml", &bad).unwrap_err().to_string();
-    assert!(err.contains("experiment.yaml:") && err.contains("nogil"), "{err}");
+    assert!(
+        err.contains("experiment.yaml:") && err.contains("nogil"),
+        "{err}"
+    );
 }
 
 #[test]

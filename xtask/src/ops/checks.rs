@@ -57,14 +57,19 @@ fn var_name(word: &str) -> Option<&str> {
 impl Vars {
     /// The values for one run of a command: for a `$PYTHON` command once per interpreter
     /// (`Some(name)` with `PYTHON` and `INTERPRETER` set), else once (`None`).
-    pub fn for_each(&self, command: &str) -> Result<Vec<(Option<String>, BTreeMap<String, String>)>> {
+    pub fn for_each(
+        &self,
+        command: &str,
+    ) -> Result<Vec<(Option<String>, BTreeMap<String, String>)>> {
         if !per_interpreter(command) {
             return Ok(vec![(None, self.values.clone())]);
         }
         if self.each.is_empty() {
             bail!(
                 "`{command}` runs on each interpreter, and none is available: {}",
-                self.missing.as_deref().unwrap_or("experiment.yaml names none")
+                self.missing
+                    .as_deref()
+                    .unwrap_or("experiment.yaml names none")
             );
         }
         Ok(self
@@ -89,7 +94,11 @@ impl Vars {
 
 /// Replaces `$NAME` words (a whole word, or its start before `/`) with their values; an
 /// unknown or unavailable name is an error that says which.
-pub fn expand(command: &str, vars: &Vars, values: &BTreeMap<String, String>) -> Result<Vec<String>> {
+pub fn expand(
+    command: &str,
+    vars: &Vars,
+    values: &BTreeMap<String, String>,
+) -> Result<Vec<String>> {
     command
         .split_whitespace()
         .map(|word| {
@@ -132,7 +141,8 @@ pub fn expand(command: &str, vars: &Vars, values: &BTreeMap<String, String>) -> 
 pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
     let mut vars = Vars::default();
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
-    vars.values.insert("STACK".into(), path(project.dir.clone()));
+    vars.values
+        .insert("STACK".into(), path(project.dir.clone()));
     let work = layout.xtask_target().join("verify").join(&project.name);
     std::fs::create_dir_all(&work).with_context(|| format!("creating `{}`", work.display()))?;
     vars.values.insert("WORK".into(), path(work));
@@ -171,7 +181,11 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
             vars.renamed.insert(old.into(), why);
         }
     }
-    vars.interpreter_vars = experiment.interpreters.iter().map(|i| i.variable()).collect();
+    vars.interpreter_vars = experiment
+        .interpreters
+        .iter()
+        .map(|i| i.variable())
+        .collect();
     let built = match super::interpreters::interpreters(layout) {
         Ok(b) => b,
         Err(e) => {
@@ -179,11 +193,18 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
             return Ok(vars);
         }
     };
-    let own: Vec<_> = built.iter().filter(|(i, _)| i.stack == project.name).collect();
+    let own: Vec<_> = built
+        .iter()
+        .filter(|(i, _)| i.stack == project.name)
+        .collect();
     for (interp, python) in &built {
         vars.values.insert(interp.variable(), path(python.clone()));
     }
-    let each = if own.is_empty() { built.iter().collect() } else { own };
+    let each = if own.is_empty() {
+        built.iter().collect()
+    } else {
+        own
+    };
     vars.each = each
         .into_iter()
         .map(|(i, p)| (i.name.clone(), path(p.clone())))
@@ -208,7 +229,9 @@ pub fn run_checks(
                 Some(name) => format!("{command}  [{name}]"),
                 None => command.clone(),
             };
-            let passed = run_one(sh, dir, command, &shown, vars, &values, extra_env, echo, &mut out)?;
+            let passed = run_one(
+                sh, dir, command, &shown, vars, &values, extra_env, echo, &mut out,
+            )?;
             if !passed {
                 return Ok(out);
             }
@@ -322,11 +345,19 @@ mod tests {
         let mut v = vars();
         v.missing = Some("run `cargo xtask build-all --only cpython/3.15` first".into());
         let e = expand1("$PYTHON_3_15 -c pass", &v).unwrap_err().to_string();
-        assert!(e.contains("cargo xtask build-all --only cpython/3.15"), "{e}");
-        let e = expand1("$PYTHON_DEFAULT -c pass", &v).unwrap_err().to_string();
+        assert!(
+            e.contains("cargo xtask build-all --only cpython/3.15"),
+            "{e}"
+        );
+        let e = expand1("$PYTHON_DEFAULT -c pass", &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("$PYTHON_3_15"), "{e}");
         let e = v.for_each("$PYTHON -c pass").unwrap_err().to_string();
-        assert!(e.contains("runs on each interpreter, and none is available"), "{e}");
+        assert!(
+            e.contains("runs on each interpreter, and none is available"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -336,10 +367,14 @@ mod tests {
             ("3.15".into(), "/c/a/bin/python3".into()),
             ("3.15t".into(), "/c/b/bin/python3".into()),
         ];
-        let runs = v.for_each("bash $STACK/v.sh $PYTHON ${INTERPRETER}").unwrap();
+        let runs = v
+            .for_each("bash $STACK/v.sh $PYTHON ${INTERPRETER}")
+            .unwrap();
         let words: Vec<Vec<String>> = runs
             .iter()
-            .map(|(_, values)| expand("bash $STACK/v.sh $PYTHON ${INTERPRETER}", &v, values).unwrap())
+            .map(|(_, values)| {
+                expand("bash $STACK/v.sh $PYTHON ${INTERPRETER}", &v, values).unwrap()
+            })
             .collect();
         assert_eq!(words[0][2..], ["/c/a/bin/python3", "3.15"]);
         assert_eq!(words[1][2..], ["/c/b/bin/python3", "3.15t"]);

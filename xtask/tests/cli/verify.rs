@@ -82,15 +82,24 @@ fn unknown_variables_and_unavailable_interpreters_are_explained() {
     let w = verify_world("verify-python", "verify:\n  - $PYTHON_DEFAULT -c pass\n");
     let run = w.fails(&["verify", "demo"], 1);
     assert!(
-        run.stderr
-            .contains("`$PYTHON_DEFAULT` was replaced by one variable per interpreter of experiment.yaml"),
+        run.stderr.contains(
+            "`$PYTHON_DEFAULT` was replaced by one variable per interpreter of experiment.yaml"
+        ),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("there is no experiment.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("there is no experiment.yaml"),
+        "{}",
+        run.stderr
+    );
     for command in ["$PYTHON_3_15T -c pass", "$PYTHON -c pass"] {
         let w = verify_world("verify-python", &format!("verify:\n  - {command}\n"));
         let run = w.fails(&["verify", "demo"], 1);
-        assert!(run.stderr.contains("there is no experiment.yaml"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("there is no experiment.yaml"),
+            "{}",
+            run.stderr
+        );
     }
 }

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+use super::toolchain::runtime_wheels;
 use super::{Ctx, Env, HOST, copy_tree, logged, wheel_in};
 use crate::build_all::platform;
 use crate::build_all::report::{self, Counts};
-use super::toolchain::runtime_wheels;
 use crate::build_all::step::{Installer, StepId};
 use crate::manifest::{Experiment, Interpreter, Target, TestData};
 use crate::ops::interpreters::python_in;
@@ -93,14 +93,20 @@ pub fn fresh_venv(
             logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
             logged(
                 ctx,
-                cmd!(sh, "{py} -m pip install --quiet -c {c} {files...} {reqs...}"),
+                cmd!(
+                    sh,
+                    "{py} -m pip install --quiet -c {c} {files...} {reqs...}"
+                ),
             )?;
         }
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
             logged(
                 ctx,
-                cmd!(sh, "{uv} pip install --python {py} -c {c} {files...} {reqs...}"),
+                cmd!(
+                    sh,
+                    "{uv} pip install --python {py} -c {c} {files...} {reqs...}"
+                ),
             )?;
         }
     }
@@ -126,9 +132,17 @@ pub fn import_check(ctx: &Ctx, py: &Path, import: &str, interp: &Interpreter) ->
 }
 
 /// The target's wheel and the runtime roles' wheels (cffi from its stack).
-fn wheel_files(ctx: &Ctx, e: &Experiment, project: &str, interp: &Interpreter) -> Result<Vec<PathBuf>> {
+fn wheel_files(
+    ctx: &Ctx,
+    e: &Experiment,
+    project: &str,
+    interp: &Interpreter,
+) -> Result<Vec<PathBuf>> {
     let mut files = vec![wheel_in(ctx.dep(&StepId::Wheel(project.to_string()))?)?];
-    files.extend(runtime_wheels(e, ctx.dep(&StepId::Env(interp.name.clone()))?)?);
+    files.extend(runtime_wheels(
+        e,
+        ctx.dep(&StepId::Env(interp.name.clone()))?,
+    )?);
     Ok(files)
 }
 
@@ -144,7 +158,15 @@ pub fn install(
     installer: Installer,
 ) -> Result<()> {
     let files = wheel_files(ctx, e, project, interp)?;
-    let py = fresh_venv(env, ctx, interp, &ctx.out.join("venv"), installer, &files, &[])?;
+    let py = fresh_venv(
+        env,
+        ctx,
+        interp,
+        &ctx.out.join("venv"),
+        installer,
+        &files,
+        &[],
+    )?;
     import_check(ctx, &py, &target.import, interp)
 }
 
@@ -162,7 +184,15 @@ pub fn test(
     let sh = Shell::new()?;
     let files = wheel_files(ctx, e, project, interp)?;
     let venv = ctx.out.join("venv");
-    let py = fresh_venv(env, ctx, interp, &venv, installer, &files, &target.test_requires)?;
+    let py = fresh_venv(
+        env,
+        ctx,
+        interp,
+        &venv,
+        installer,
+        &files,
+        &target.test_requires,
+    )?;
     import_check(ctx, &py, &target.import, interp)?;
     let tests = tests_copy(&sh, ctx, env, project, target)?;
     sh.change_dir(&tests);

@@ -43,13 +43,19 @@ pub fn abi3_wheel(
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
     let py = platform::venv_python(HOST, &venv);
     let c = &env.constraints;
-    logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip wheel"))?;
+    logged(
+        ctx,
+        cmd!(sh, "{py} -m pip install --quiet -c {c} pip wheel"),
+    )?;
     logged(ctx, cmd!(sh, "{py} -m pip install --quiet {requires...}"))?;
     let src = export_tree(&sh, ctx, env, project)?;
     let out = ctx.out.join("dist");
     logged(
         ctx,
-        cmd!(sh, "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"),
+        cmd!(
+            sh,
+            "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
+        ),
     )?;
     let whl = wheel_in(&out)?;
     let file = whl.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -76,7 +82,10 @@ pub fn refusal(
     installer: Installer,
 ) -> Result<()> {
     let sh = Shell::new()?;
-    let whl = wheel_in(&ctx.dep(&StepId::Abi3Wheel(project.to_string()))?.join("dist"))?;
+    let whl = wheel_in(
+        &ctx.dep(&StepId::Abi3Wheel(project.to_string()))?
+            .join("dist"),
+    )?;
     let env_dir = ctx.dep(&StepId::Env(interp.name.clone()))?;
     let mut files: Vec<PathBuf> = vec![whl];
     files.extend(runtime_wheels(e, env_dir)?);
@@ -89,7 +98,10 @@ pub fn refusal(
         Installer::Pip => cmd!(sh, "{py} -m pip install --no-index --no-deps {files...}"),
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
-            cmd!(sh, "{uv} pip install --python {py} --offline --no-deps {files...}")
+            cmd!(
+                sh,
+                "{uv} pip install --python {py} --offline --no-deps {files...}"
+            )
         }
     };
     let line = attempt.to_string();
@@ -106,8 +118,18 @@ pub fn refusal(
     );
     ctx.note(&text)?;
     let result = RefusalResult {
-        expected: if accepts_abi3(interp) { "accept" } else { "refuse" }.into(),
-        got: if out.status.success() { "accepted" } else { "refused" }.into(),
+        expected: if accepts_abi3(interp) {
+            "accept"
+        } else {
+            "refuse"
+        }
+        .into(),
+        got: if out.status.success() {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .into(),
         message: last_words(&text),
     };
     crate::fsx::write_atomic(

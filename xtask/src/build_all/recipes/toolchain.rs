@@ -36,7 +36,11 @@ pub fn cpython(env: &Env, ctx: &Ctx, interp: &Interpreter) -> Result<()> {
     let probe = "import sys, sysconfig, ssl, ctypes, sqlite3, zlib; print(sysconfig.get_config_var('Py_GIL_DISABLED'), '%d.%d' % sys.version_info[:2])";
     let out = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
     let (gil_disabled, version) = out.trim().split_once(' ').unwrap_or((out.trim(), ""));
-    let want = if interp.flavour.free_threaded() { "1" } else { "0" };
+    let want = if interp.flavour.free_threaded() {
+        "1"
+    } else {
+        "0"
+    };
     if gil_disabled != want {
         bail!(
             "{} reports Py_GIL_DISABLED={gil_disabled}, expected {want} (`flavour: {}`)",
@@ -180,7 +184,10 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
             ),
         )?;
         let wheel = wheel_in(&wheels)?;
-        logged(ctx, cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"))?;
+        logged(
+            ctx,
+            cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"),
+        )?;
     }
     if e.role(RoleKind::Maturin).is_some() {
         let maturin = wheel_in(ctx.dep(&StepId::Maturin)?)?;
@@ -193,7 +200,10 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
 }
 
 /// The wheels of the `runtime: true` roles an environment built, for test environments.
-pub fn runtime_wheels(e: &Experiment, env_out: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn runtime_wheels(
+    e: &Experiment,
+    env_out: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
     e.roles(RoleKind::Python)
         .filter(|r| r.runtime)
         .map(|r| wheel_in(&role_wheels(env_out, &r.role)))

@@ -10,8 +10,8 @@ use xshell::{Shell, cmd};
 use super::{Ctx, Env, HOST, export_tree, logged, wheel_in};
 use crate::build_all::platform;
 use crate::build_all::step::StepId;
-use crate::manifest::Interpreter;
 use crate::build_all::wheel;
+use crate::manifest::Interpreter;
 
 /// PyO3's crates in its checkout, as a `.cargo/config.toml` with `[patch.crates-io]`.
 fn pyo3_patch(pyo3: &Path) -> Result<String> {
