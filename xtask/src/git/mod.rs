@@ -103,10 +103,11 @@ impl<'a> Checkout<'a> {
 
     /// A checkout that borrows every upstream object from `store` (see `store.rs`): an empty
     /// repository whose `alternates` names the store, with `origin` set to the upstream and
-    /// the store's remote-tracking refs, made under a temporary name renamed on success. It
-    /// downloads nothing; the first fetch goes into the store.
+    /// the store's remote-tracking refs, made under a temporary name renamed on success. Only
+    /// the first checkout of an upstream downloads it (into the store); later fetches go
+    /// into the store too.
     pub fn clone_shared(sh: &'a Shell, store: &Store, dir: &Path) -> Result<Checkout<'a>> {
-        store.ensure()?;
+        store.ensure(sh)?;
         let tmp = tmp_sibling(dir, "clone");
         let _ = fs_err::remove_dir_all(&tmp);
         cli::run(cmd!(

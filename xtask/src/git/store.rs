@@ -78,30 +78,60 @@ impl Store {
         }
     }
 
-    /// Creates the store if it is missing (a temporary name renamed, under the store's lock).
-    pub fn ensure(&self) -> Result<()> {
+    /// Creates the store if it is missing, under the store's lock: `git clone --bare` (every
+    /// branch and tag, downloaded once for all the upstream's stacks) into a temporary name,
+    /// renamed on success. A clone rather than `init` plus `fetch`: from a local mirror, git
+    /// links the mirror's pack instead of reading and sending every object again.
+    pub fn ensure(&self, sh: &Shell) -> Result<()> {
         if self.git_dir.is_dir() {
             return Ok(());
         }
         let _lock = CheckoutLock::acquire(&self.lock_path(), "creating the shared store")?;
-        self.create()
+        self.create(sh)
     }
 
-    fn create(&self) -> Result<()> {
+    fn create(&self, sh: &Shell) -> Result<()> {
         if self.git_dir.is_dir() {
             return Ok(());
         }
-        let tmp = super::tmp_sibling(&self.git_dir, "init");
+        let tmp = super::tmp_sibling(&self.git_dir, "clone");
         let _ = fs_err::remove_dir_all(&tmp);
-        let repo = git2::Repository::init_bare(&tmp)
-            .with_context(|| format!("creating the shared store `{}`", tmp.display()))?;
+        let url = &self.url;
+        {
+            let _shared = lock::shared_with_children(&self.lock_path());
+            cli::run(cmd!(
+                sh,
+                "git {FIXED_CONFIG...} clone --quiet --bare -- {url} {tmp}"
+            ))
+            .with_context(|| format!("cloning `{url}` into the shared store"))?;
+        }
+        let repo = git2::Repository::open_bare(&tmp)
+            .with_context(|| format!("opening the shared store `{}`", tmp.display()))?;
         let mut config = repo.config()?;
-        config.set_str("remote.origin.url", &self.url)?;
         // Checkouts hold refs the store cannot see: an object the store no longer reaches
         // (a force-pushed branch) may still be a checkout's base, so nothing is ever pruned.
         config.set_str("gc.pruneExpire", "never")?;
         config.set_bool("core.logAllRefUpdates", false)?;
+        // A bare clone keeps the upstream's branches as `refs/heads/*`; fetches keep them as
+        // `refs/remotes/origin/*`, as a checkout does, so there is one name for each.
+        let heads: Vec<(String, git2::Oid)> = repo
+            .references_glob("refs/heads/*")?
+            .flatten()
+            .filter_map(|r| Some((r.name().ok()?.to_string(), r.target()?)))
+            .collect();
+        for (name, id) in heads {
+            let branch = name.trim_start_matches("refs/heads/");
+            repo.reference(
+                &format!("refs/remotes/origin/{branch}"),
+                id,
+                true,
+                "xtask: clone",
+            )?;
+            repo.find_reference(&name)?.delete()?;
+        }
+        drop(config);
         drop(repo);
+        crate::ops::intent::checkpoint("in-store-clone");
         fs_err::rename(&tmp, &self.git_dir).with_context(|| {
             format!(
                 "renaming `{}` to `{}`",
@@ -117,7 +147,7 @@ impl Store {
     pub fn fetch(&self, sh: &Shell, spec: &str) -> Result<String> {
         let lock_path = self.lock_path();
         let _lock = CheckoutLock::acquire(&lock_path, "fetching into the shared store")?;
-        self.create()?;
+        self.create(sh)?;
         // Holding the lock means no git this tool started is still at work in the store (git
         // inherits the lock), so a ref lock file here is left by a killed fetch.
         remove_ref_locks(&self.git_dir);

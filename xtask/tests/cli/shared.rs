@@ -230,10 +230,29 @@ fn concurrent_first_syncs_of_two_stacks_share_one_store() {
 }
 
 #[test]
-fn an_interrupted_store_fetch_or_clone_is_finished_by_a_rerun() {
+fn an_interrupted_store_clone_fetch_or_checkout_clone_is_finished_by_a_rerun() {
     let w = World::new("shared-crash");
     let base = w.git(&w.upstream, &["rev-parse", "HEAD"]);
     w.write_stack("a", &base, &[]);
+    let run = w.xtask_env(&["sync", "a"], "XTASK_KILL_AT", "in-store-clone");
+    assert!(
+        run.stderr.contains("killed at in-store-clone"),
+        "{}",
+        run.stderr
+    );
+    assert!(stores(&w).is_empty());
+    w.ok(&["sync", "a"]);
+    assert_eq!(w.head("a"), base);
+    let leftovers: Vec<_> = std::fs::read_dir(w.root.join("checkouts/.store"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let new = upstream_moves(&w, "later");
+    set_base(&w, "a", &new);
     let run = w.xtask_env(&["sync", "a"], "XTASK_KILL_AT", "in-store-fetch");
     assert!(
         run.stderr.contains("killed at in-store-fetch"),
@@ -241,20 +260,18 @@ fn an_interrupted_store_fetch_or_clone_is_finished_by_a_rerun() {
         run.stderr
     );
     // What a `git fetch` killed while it wrote a ref leaves behind.
-    let store = stores(&w).remove(0);
-    let stale = store.join("refs/remotes/origin/main.lock");
-    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    let stale = stores(&w).remove(0).join("refs/remotes/origin/main.lock");
     std::fs::write(&stale, "").unwrap();
     w.ok(&["sync", "a"]);
-    assert_eq!(w.head("a"), base);
+    assert_eq!(w.head("a"), new);
     assert!(!stale.exists());
 
-    w.write_stack("b", &base, &[]);
+    w.write_stack("b", &new, &[]);
     let run = w.xtask_env(&["sync", "b"], "XTASK_KILL_AT", "in-clone");
     assert!(run.stderr.contains("killed at in-clone"), "{}", run.stderr);
     assert!(!w.checkout("b").exists());
     w.ok(&["sync", "b"]);
-    assert_eq!(w.head("b"), base);
+    assert_eq!(w.head("b"), new);
     assert!(!w.root.join("checkouts/.b.clone-tmp").exists());
 }
 
