@@ -404,15 +404,28 @@ mod cases {
         let g = Graph::new(specs).unwrap();
         let now = Arc::new(AtomicUsize::new(0));
         let alone = Arc::new(Mutex::new(Vec::new()));
+        // `a` and `b` meet (no sleep: each waits until the other has started, so the test
+        // does not depend on how fast a loaded machine runs them); `t` records how many
+        // steps run while it does.
+        let met = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
         let actions: BTreeMap<String, Action> = ["a", "t", "b"]
             .iter()
             .map(|n| {
-                let (now, alone) = (now.clone(), alone.clone());
+                let (now, alone, met) = (now.clone(), alone.clone(), met.clone());
                 let action: Action = Box::new(move |ctx: &Ctx| {
                     let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                    // Sampled mid-run: how many steps run alongside this one.
-                    let seen = now.load(Ordering::SeqCst).max(cur);
+                    let seen = if ctx.name == "t" {
+                        now.load(Ordering::SeqCst).max(cur)
+                    } else {
+                        let (lock, cv) = &*met;
+                        let mut arrived = lock.lock().unwrap();
+                        *arrived += 1;
+                        cv.notify_all();
+                        let (arrived, _) = cv
+                            .wait_timeout_while(arrived, Duration::from_secs(60), |a| *a < 2)
+                            .unwrap();
+                        *arrived
+                    };
                     alone.lock().unwrap().push((ctx.name.clone(), seen));
                     now.fetch_sub(1, Ordering::SeqCst);
                     Ok(())

@@ -14,10 +14,12 @@ mod apply;
 mod cli;
 mod history;
 mod index;
+mod store;
 mod worktree;
 pub use apply::AmOutcome;
 use cli::FIXED_CONFIG;
 pub use history::UpstreamChange;
+pub use store::{STORE_DIR, Store};
 
 /// The committer every commit made by the tool carries, so that applying the same series to
 /// the same base gives the same commit ids on every machine (and so that a machine with no
@@ -83,7 +85,9 @@ impl<'a> Checkout<'a> {
             .with_context(|| format!("opening git repository `{}`", self.dir.display()))
     }
 
-    /// `git clone --no-checkout`, into a temporary name renamed on success.
+    /// `git clone --no-checkout`, into a temporary name renamed on success: how checkouts
+    /// were made before the shared store (they keep working), kept for tests of that form.
+    #[cfg(test)]
     pub fn clone_from(sh: &'a Shell, url: &str, dir: &Path) -> Result<Checkout<'a>> {
         let tmp = tmp_sibling(dir, "clone");
         let _ = fs_err::remove_dir_all(&tmp);
@@ -95,6 +99,43 @@ impl<'a> Checkout<'a> {
         fs_err::rename(&tmp, dir)
             .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
         Ok(Checkout::new(sh, dir))
+    }
+
+    /// A checkout that borrows every upstream object from `store` (see `store.rs`): an empty
+    /// repository whose `alternates` names the store, with `origin` set to the upstream and
+    /// the store's remote-tracking refs, made under a temporary name renamed on success. Only
+    /// the first checkout of an upstream downloads it (into the store); later fetches go
+    /// into the store too.
+    pub fn clone_shared(sh: &'a Shell, store: &Store, dir: &Path) -> Result<Checkout<'a>> {
+        store.ensure(sh)?;
+        let tmp = tmp_sibling(dir, "clone");
+        let _ = fs_err::remove_dir_all(&tmp);
+        cli::run(cmd!(
+            sh,
+            "git init --quiet --initial-branch={BRANCH} -- {tmp}"
+        ))?;
+        let info = tmp.join(".git").join("objects").join("info");
+        fs_err::create_dir_all(&info)?;
+        // The line is computed for the final name: the temporary one is its sibling.
+        let line = store.alternates_line(dir);
+        fs_err::write(info.join("alternates"), format!("{line}\n"))?;
+        let repo =
+            git2::Repository::open(&tmp).with_context(|| format!("opening `{}`", tmp.display()))?;
+        repo.remote("origin", &store.url)
+            .with_context(|| format!("setting `origin` in `{}`", tmp.display()))?;
+        for (name, id) in store.remote_refs() {
+            repo.reference(&name, id, true, "xtask: from the shared store")?;
+        }
+        drop(repo);
+        crate::ops::intent::checkpoint("in-clone");
+        fs_err::rename(&tmp, dir)
+            .with_context(|| format!("renaming `{}` to `{}`", tmp.display(), dir.display()))?;
+        Ok(Checkout::new(sh, dir))
+    }
+
+    /// The shared store this checkout borrows objects from, if any.
+    pub fn store(&self) -> Option<Store> {
+        Store::of_checkout(&self.dir)
     }
 
     /// An empty repository for a source that is not a git repository (an sdist).
@@ -110,9 +151,27 @@ impl<'a> Checkout<'a> {
         Ok(Checkout::new(sh, dir))
     }
 
-    /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`.
+    /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`: into the shared
+    /// store when the checkout borrows from one (the checkout then gets the ref and
+    /// `FETCH_HEAD`), else into the checkout itself.
     pub fn fetch_branch(&self, branch: &str) -> Result<()> {
         let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+        if let Some(store) = self.store() {
+            let head = store.fetch(self.sh, &spec)?;
+            let name = format!("refs/remotes/origin/{branch}");
+            let id = store
+                .remote_refs()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, id)| id)
+                .with_context(|| format!("no `{name}` in the shared store after fetching"))?;
+            self.update_ref(
+                &name,
+                &id.to_string(),
+                "xtask: fetched into the shared store",
+            )?;
+            return self.write_fetch_head(&head);
+        }
         let (sh, dir) = (self.sh, &self.dir);
         cli::run(cmd!(
             sh,
@@ -121,14 +180,29 @@ impl<'a> Checkout<'a> {
         .with_context(|| format!("fetching `{branch}` in `{}`", self.dir.display()))
     }
 
-    /// Fetches one commit by id (servers allow this for reachable commits).
+    /// Fetches one commit by id (servers allow this for reachable commits), or by a name
+    /// the upstream knows; `FETCH_HEAD` says which commit it was. With a shared store, the
+    /// commit is fetched into it and pinned there.
     pub fn fetch_commit(&self, id: &str) -> Result<()> {
+        if let Some(store) = self.store() {
+            let head = store
+                .fetch(self.sh, id)
+                .with_context(|| format!("fetching commit {id} for `{}`", self.dir.display()))?;
+            let fetched = head.split_whitespace().next().unwrap_or_default();
+            store.pin(fetched)?;
+            return self.write_fetch_head(&head);
+        }
         let (sh, dir) = (self.sh, &self.dir);
         cli::run(cmd!(
             sh,
             "git -C {dir} {FIXED_CONFIG...} fetch --quiet --no-tags --end-of-options origin {id}"
         ))
         .with_context(|| format!("fetching commit {id} in `{}`", self.dir.display()))
+    }
+
+    /// The store's `FETCH_HEAD`, as the checkout's own: what a fetch here would have left.
+    fn write_fetch_head(&self, text: &str) -> Result<()> {
+        crate::fsx::write_atomic(&self.git_dir().join("FETCH_HEAD"), text.as_bytes())
     }
 
     pub fn has_commit(&self, repo: &git2::Repository, id: &str) -> bool {
@@ -387,6 +461,10 @@ mod injection_tests {
         assert!(co.fetch_branch(&evil).is_err());
         assert!(co.reset_branch(&evil).is_err());
         assert!(co.export(&evil, "HEAD", &tmp.join("out")).is_err());
+        let store = Store::for_url(&tmp.join("checkouts"), &url);
+        let shared = Checkout::clone_shared(&sh, &store, &tmp.join("checkouts/co")).unwrap();
+        assert!(shared.fetch_commit(&evil).is_err());
+        assert!(shared.fetch_branch(&evil).is_err());
         assert!(!marker.exists(), "git ran the script");
         let _ = fs_err::remove_dir_all(&tmp);
     }

@@ -137,6 +137,12 @@ pub fn locked_and_synced(
 
 pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> Result<String> {
     stack::require_clean_lint(layout, project)?;
+    if project.name == git::STORE_DIR {
+        bail!(
+            "a stack cannot be named `{}`: `checkouts/{0}/` holds the shared object stores",
+            git::STORE_DIR
+        );
+    }
     let dir = layout.checkout(&project.name);
     let shown = layout.show(&dir);
     let co = if dir.exists() {
@@ -145,13 +151,20 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
         fs_err::create_dir_all(layout.checkouts())?;
         match &project.stack.source {
             Source::Git { url, .. } => {
-                eprintln!("{}: cloning {url}", project.name);
-                Checkout::clone_from(sh, url, &dir)?
+                // Every stack on this URL borrows its objects from one store (see git/store.rs).
+                let store = git::Store::for_url(&layout.checkouts(), url);
+                eprintln!(
+                    "{}: cloning {url} (objects shared in `{}`)",
+                    project.name,
+                    layout.show(&store.git_dir)
+                );
+                Checkout::clone_shared(sh, &store, &dir)?
             }
             Source::Pypi { .. } => Checkout::init(sh, &dir)?,
         }
     };
     let recovery = intent::recover(&co, &shown, &project.name)?;
+    refill_a_deleted_store(&co, project)?;
     let recovered = recovery.redo();
     let repo = co.open()?;
     let mut observed = observe(&co, &repo, project)?;
@@ -270,6 +283,29 @@ pub fn sync_one(sh: &Shell, layout: &Layout, project: &Project, force: bool) -> 
         if patches.len() == 1 { "" } else { "es" },
         git::short(&base)
     ))
+}
+
+/// A checkout whose shared store was deleted lacks the upstream objects its HEAD needs: the
+/// store is made again and the tracked branch and base fetched into it before anything reads
+/// the checkout.
+fn refill_a_deleted_store(co: &Checkout, project: &Project) -> Result<()> {
+    let (Some(store), Source::Git { commit: id, .. }) = (co.store(), &project.stack.source) else {
+        return Ok(());
+    };
+    if store.git_dir.is_dir() {
+        return Ok(());
+    }
+    eprintln!(
+        "{}: the shared store `{}` is gone; fetching `{}` again",
+        project.name,
+        store.git_dir.display(),
+        project.stack.track
+    );
+    intent::run(co, Op::Fetch, || co.fetch_branch(&project.stack.track))?;
+    if !co.has_commit(&co.open()?, id) {
+        intent::run(co, Op::Fetch, || co.fetch_commit(id))?;
+    }
+    Ok(())
 }
 
 /// `git checkout --force` writes over untracked files where the target tracks a file. A

@@ -12,6 +12,7 @@ mod pypi;
 mod recovery;
 mod refusals;
 mod save;
+mod shared;
 mod sync;
 mod update;
 mod verify;

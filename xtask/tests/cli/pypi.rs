@@ -46,6 +46,9 @@ fn sdist_is_downloaded_checked_and_imported_reproducibly() {
         "ignored files are imported too"
     );
     let first = w.head("pkg");
+    // An sdist import keeps its own objects: no shared store, no alternates.
+    assert!(!w.root.join("checkouts/.store").exists());
+    assert!(!co.join(".git/objects/info/alternates").exists());
     assert_eq!(
         w.git(&co, &["log", "-1", "--format=%an %ad %s"]),
         "xtask Sat Jan 1 00:00:00 2000 +0000 Import pkg 1.0 sdist from PyPI"
