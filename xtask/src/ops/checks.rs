@@ -30,8 +30,11 @@ pub struct Vars {
     pub values: BTreeMap<String, String>,
     /// `$PYTHON_<NAME>` names experiment.yaml gives, built or not.
     pub interpreter_vars: Vec<String>,
-    /// The interpreters a `$PYTHON` command runs on: name and python, in order.
-    pub each: Vec<(String, String)>,
+    /// The interpreters a `$PYTHON` command runs on: name and python (or why it is not
+    /// available), in order.
+    pub each: Vec<(String, Result<String, String>)>,
+    /// Why a `$PYTHON_<NAME>` has no value: its interpreter is not built.
+    pub unbuilt: BTreeMap<String, String>,
     /// Why the interpreters are not available, when they are not (nothing built yet, no
     /// experiment.yaml): said when a command needs them.
     pub missing: Option<String>,
@@ -72,14 +75,18 @@ impl Vars {
                     .unwrap_or("experiment.yaml names none")
             );
         }
+        if let Some((_, Err(why))) = self.each.iter().find(|(_, p)| p.is_err()) {
+            bail!("`{command}` runs on each interpreter: {why}");
+        }
         Ok(self
             .each
             .iter()
-            .map(|(name, python)| {
+            .filter_map(|(name, python)| {
+                let python = python.as_ref().ok()?;
                 let mut v = self.values.clone();
                 v.insert("PYTHON".into(), python.clone());
                 v.insert("INTERPRETER".into(), name.clone());
-                (Some(name.clone()), v)
+                Some((Some(name.clone()), v))
             })
             .collect())
     }
@@ -128,7 +135,10 @@ pub fn expand(
                 Some(value) => Ok(format!("{value}{tail}")),
                 None => bail!(
                     "`${name}` in `{command}` is not available: {}",
-                    vars.missing.as_deref().unwrap_or("not set for this run")
+                    vars.unbuilt
+                        .get(name)
+                        .or(vars.missing.as_ref())
+                        .map_or("not set for this run", String::as_str)
                 ),
             }
         })
@@ -198,7 +208,14 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
         .filter(|(i, _)| i.stack == project.name)
         .collect();
     for (interp, python) in &built {
-        vars.values.insert(interp.variable(), path(python.clone()));
+        match python {
+            Ok(p) => {
+                vars.values.insert(interp.variable(), path(p.clone()));
+            }
+            Err(why) => {
+                vars.unbuilt.insert(interp.variable(), why.clone());
+            }
+        }
     }
     let each = if own.is_empty() {
         built.iter().collect()
@@ -207,7 +224,10 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
     };
     vars.each = each
         .into_iter()
-        .map(|(i, p)| (i.name.clone(), path(p.clone())))
+        .map(|(i, p)| {
+            let p = p.as_ref().map(|p| path(p.clone())).map_err(Clone::clone);
+            (i.name.clone(), p)
+        })
         .collect();
     Ok(vars)
 }
@@ -364,8 +384,8 @@ mod tests {
     fn a_python_command_runs_once_per_interpreter() {
         let mut v = vars();
         v.each = vec![
-            ("3.15".into(), "/c/a/bin/python3".into()),
-            ("3.15t".into(), "/c/b/bin/python3".into()),
+            ("3.15".into(), Ok("/c/a/bin/python3".into())),
+            ("3.15t".into(), Ok("/c/b/bin/python3".into())),
         ];
         let runs = v
             .for_each("bash $STACK/v.sh $PYTHON ${INTERPRETER}")
@@ -381,5 +401,18 @@ mod tests {
         assert_eq!(runs[1].0.as_deref(), Some("3.15t"));
         assert_eq!(v.for_each("echo $STACK").unwrap().len(), 1);
         assert!(!per_interpreter("echo $PYTHON_3_15"));
+        // One of them not built: the command does not run on the others alone.
+        v.each[1].1 = Err(
+            "`cpython/3.15t` is not built; run `cargo xtask build-all --only cpython/3.15t` first"
+                .into(),
+        );
+        let e = v.for_each("$PYTHON -c pass").unwrap_err().to_string();
+        assert!(e.contains("--only cpython/3.15t"), "{e}");
+        v.unbuilt
+            .insert("PYTHON_3_15T".into(), "`cpython/3.15t` is not built".into());
+        let e = expand1("$PYTHON_3_15T -c pass", &v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`cpython/3.15t` is not built"), "{e}");
     }
 }

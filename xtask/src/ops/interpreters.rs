@@ -195,9 +195,9 @@ pub fn tree_of(layout: &Layout, project: &str) -> Result<String> {
         })
 }
 
-/// The interpreters of `experiment.yaml` that build-all built from the current checkouts,
-/// for commands that run on them; an error says how to build a missing one.
-pub fn interpreters(layout: &Layout) -> Result<Vec<(Interpreter, PathBuf)>> {
+/// The interpreters of `experiment.yaml`, each with its python if build-all built it from the
+/// current checkout of its stack, or the message that says how to build it.
+pub fn interpreters(layout: &Layout) -> Result<Vec<(Interpreter, Result<PathBuf, String>)>> {
     let experiment = crate::stack::load_experiment(layout)?;
     let cc = cc_version(&Shell::new()?)?;
     let cache = layout.xtask_target().join("cache");
@@ -207,13 +207,14 @@ pub fn interpreters(layout: &Layout) -> Result<Vec<(Interpreter, PathBuf)>> {
         let step = cpython_step(&interp.name);
         let key = step_key(&step, &cpython_inputs(&tree, &cc, &interp), &[]);
         let dir = entry_dir(&cache, &step, &key);
-        if !is_done(&dir, &key) {
-            bail!(
+        let python = if is_done(&dir, &key) {
+            python_in(Platform::host(), &dir).map_err(|e| format!("{e:#}"))
+        } else {
+            Err(format!(
                 "`{step}` is not built for the current `{}` checkout; run `cargo xtask build-all --only {step}` first",
                 interp.stack
-            );
-        }
-        let python = python_in(Platform::host(), &dir)?;
+            ))
+        };
         out.push((interp, python));
     }
     Ok(out)
