@@ -57,13 +57,14 @@ fn var_name(word: &str) -> Option<&str> {
     Some(name.trim_start_matches('{').trim_end_matches('}'))
 }
 
+/// One run of a command: the interpreter it runs on (for a `$PYTHON` command) and the
+/// variables' values.
+pub type Run = (Option<String>, BTreeMap<String, String>);
+
 impl Vars {
     /// The values for one run of a command: for a `$PYTHON` command once per interpreter
     /// (`Some(name)` with `PYTHON` and `INTERPRETER` set), else once (`None`).
-    pub fn for_each(
-        &self,
-        command: &str,
-    ) -> Result<Vec<(Option<String>, BTreeMap<String, String>)>> {
+    pub fn for_each(&self, command: &str) -> Result<Vec<Run>> {
         if !per_interpreter(command) {
             return Ok(vec![(None, self.values.clone())]);
         }
@@ -117,10 +118,10 @@ pub fn expand(
             if let Some(why) = vars.renamed.get(name) {
                 bail!("in `{command}`: {why}");
             }
-            if !vars.known(name) && name.starts_with("PYTHON_") {
-                if let Some(why) = &vars.missing {
-                    bail!("`${name}` in `{command}` is not available: {why}");
-                }
+            if let (false, true, Some(why)) =
+                (vars.known(name), name.starts_with("PYTHON_"), &vars.missing)
+            {
+                bail!("`${name}` in `{command}` is not available: {why}");
             }
             if !vars.known(name) {
                 let mut known: Vec<String> = VARIABLES.iter().map(|v| format!("${v}")).collect();

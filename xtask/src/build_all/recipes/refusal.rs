@@ -155,8 +155,7 @@ pub fn refusal(
 pub fn last_words(text: &str) -> String {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or("")
         .chars()
         .take(300)
