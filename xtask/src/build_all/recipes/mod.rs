@@ -3,6 +3,7 @@
 //! interpreter and installer (`pytest`). Each recipe runs commands through xshell and keeps
 //! their output in the step's log; this module holds what they share.
 
+pub mod cpython;
 pub mod pytest;
 mod toolchain;
 mod wheels;

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+use super::cpython::{PosixBuild, build_posix, find_ccache};
 use super::{Ctx, Env, HOST, export_to, export_tree, logged, wheel_in};
 use crate::build_all::platform::{self, CpythonBuild, Platform};
 use crate::build_all::step::{Flavour, StepId};
@@ -21,7 +22,7 @@ pub fn cpython(env: &Env, ctx: &Ctx, flavour: Flavour) -> Result<()> {
         .with_context(|| format!("creating `{}`", build.dir.display()))?;
     match HOST {
         Platform::Windows => cpython_windows(env, ctx, &build, flavour)?,
-        Platform::Posix => cpython_posix(ctx, &build, flavour)?,
+        Platform::Posix => cpython_posix(env, ctx, &build, flavour)?,
     }
     // The build folder is only needed while building.
     let _ = std::fs::remove_dir_all(&build.dir);
@@ -78,23 +79,28 @@ fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, flavour: Flavour)
     Ok(())
 }
 
-/// `<checkout>/configure` from an empty build folder under `target/`: the checkout is only
-/// read.
-fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()> {
-    let sh = Shell::new()?;
-    sh.change_dir(&build.dir);
-    let prefix = &ctx.out;
-    let configure = &build.script;
-    let gil: &[&str] = if flavour.free_threaded() {
-        &["--disable-gil"]
-    } else {
-        &[]
+/// `<checkout>/configure` from an empty build folder under `target/` (the checkout is only
+/// read), through ccache when it is on PATH: see `cpython::build_posix`.
+fn cpython_posix(env: &Env, ctx: &Ctx, build: &CpythonBuild, flavour: Flavour) -> Result<()> {
+    let path: Vec<_> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    let b = PosixBuild {
+        checkout: env.checkout("cpython"),
+        build_dir: build.dir.clone(),
+        prefix: ctx.out.clone(),
+        configure_args: flavour_args(flavour),
+        jobs: ctx.jobs,
+        ccache: find_ccache(&path, &env.work.join("ccache"), |p| p.is_file()),
     };
-    logged(ctx, cmd!(sh, "{configure} --prefix={prefix} {gil...}"))?;
-    let jobs = format!("-j{}", ctx.jobs);
-    logged(ctx, cmd!(sh, "make {jobs}"))?;
-    logged(ctx, cmd!(sh, "make install"))?;
-    Ok(())
+    build_posix(ctx, &b)
+}
+
+fn flavour_args(flavour: Flavour) -> Vec<String> {
+    if flavour.free_threaded() {
+        vec!["--disable-gil".into()]
+    } else {
+        Vec::new()
+    }
 }
 
 /// maturin from its checkout, as a wheel that environments install as their build backend.
