@@ -81,7 +81,7 @@ fn what_each_steps_key_holds() {
     let cases: Vec<(StepId, &[&str], Vec<StepId>)> = vec![
         (
             StepId::CPython(Default),
-            &["tree", "disable-gil", "cc"],
+            &["tree", "disable-gil", "cc", "recipe"],
             vec![],
         ),
         (StepId::Maturin, &["tree", "rustc", "recipe"], vec![]),
@@ -251,7 +251,10 @@ fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
         assert_eq!(recipe(name), Some(test.to_string()), "{name}");
     }
     assert_eq!(recipe("env/default"), Some("2".into()));
-    assert_eq!(recipe("cpython/default"), None);
+    assert_eq!(
+        recipe("cpython/default"),
+        Some(crate::ops::interpreters::CPYTHON_RECIPE.to_string())
+    );
     // Each has an action, dispatched on the id rather than on its name.
     let env = Arc::new(Env {
         root: "/r".into(),
