@@ -100,7 +100,7 @@ fn what_each_steps_key_holds() {
     let cases: Vec<(StepId, &[&str], Vec<StepId>)> = vec![
         (
             StepId::CPython(s("3.16t")),
-            &["tree", "disable-gil", "cc"],
+            &["tree", "disable-gil", "cc", "recipe"],
             vec![],
         ),
         (StepId::Maturin, &["tree", "rustc", "recipe"], vec![]),
@@ -428,7 +428,10 @@ fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
         assert_eq!(recipe(name), Some(test.clone()), "{name}");
     }
     assert_eq!(recipe("env/3.15"), Some("3".into()));
-    assert_eq!(recipe("cpython/3.15"), None);
+    assert_eq!(
+        recipe("cpython/3.15"),
+        Some(crate::ops::interpreters::CPYTHON_RECIPE.to_string())
+    );
     // Each has an action, dispatched on the id rather than on its name.
     let env = Arc::new(Env {
         root: "/r".into(),

@@ -189,6 +189,11 @@ fn preflight(sh: &Shell, platform: Platform) -> Result<()> {
         // PCbuild fetches CPython's libraries itself (`build.bat -e`).
         return Ok(());
     }
+    // ccache is optional: without it every CPython build compiles everything, so say so
+    // once here; each CPython step's log says it too.
+    if recipes::cpython::find_ccache(&path, std::path::Path::new(""), |p| p.is_file()).is_none() {
+        eprintln!("note: {}", recipes::cpython::NO_CCACHE);
+    }
     let needs = [
         ("openssl", "libssl-dev", "openssl@3"),
         ("libffi", "libffi-dev", "libffi"),

@@ -4,6 +4,7 @@
 //! (`refusal`). Each recipe runs commands through xshell and keeps
 //! their output in the step's log; this module holds what they share.
 
+pub mod cpython;
 pub mod pytest;
 pub mod refusal;
 mod toolchain;

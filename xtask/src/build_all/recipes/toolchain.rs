@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+use super::cpython::{PosixBuild, build_posix, find_ccache};
 use super::{Ctx, Env, HOST, export_to, export_tree, logged, wheel_in};
 use crate::build_all::platform::{self, CpythonBuild, Platform};
 use crate::build_all::step::StepId;
@@ -27,7 +28,7 @@ pub fn cpython(env: &Env, ctx: &Ctx, interp: &Interpreter) -> Result<()> {
         .with_context(|| format!("creating `{}`", build.dir.display()))?;
     match HOST {
         Platform::Windows => cpython_windows(env, ctx, &build, interp)?,
-        Platform::Posix => cpython_posix(ctx, &build, interp)?,
+        Platform::Posix => cpython_posix(env, ctx, &build, interp)?,
     }
     // The build folder is only needed while building.
     let _ = std::fs::remove_dir_all(&build.dir);
@@ -99,28 +100,30 @@ fn cpython_windows(env: &Env, ctx: &Ctx, build: &CpythonBuild, interp: &Interpre
     Ok(())
 }
 
-/// `<checkout>/configure` from an empty build folder under `target/`: the checkout is only
-/// read.
-fn cpython_posix(ctx: &Ctx, build: &CpythonBuild, interp: &Interpreter) -> Result<()> {
-    let flavour = interp.flavour;
-    let sh = Shell::new()?;
-    sh.change_dir(&build.dir);
-    let prefix = &ctx.out;
-    let configure = &build.script;
-    let gil: &[&str] = if flavour.free_threaded() {
-        &["--disable-gil"]
-    } else {
-        &[]
+/// `<checkout>/configure` from an empty build folder under `target/` (the checkout is only
+/// read), through ccache when it is on PATH: see `cpython::build_posix`.
+fn cpython_posix(env: &Env, ctx: &Ctx, build: &CpythonBuild, interp: &Interpreter) -> Result<()> {
+    let path: Vec<_> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    let b = PosixBuild {
+        checkout: env.checkout(&interp.stack),
+        build_dir: build.dir.clone(),
+        prefix: ctx.out.clone(),
+        configure_args: configure_args(interp),
+        jobs: ctx.jobs,
+        ccache: find_ccache(&path, &env.work.join("ccache"), |p| p.is_file()),
     };
-    let extra = &interp.configure;
-    logged(
-        ctx,
-        cmd!(sh, "{configure} --prefix={prefix} {gil...} {extra...}"),
-    )?;
-    let jobs = format!("-j{}", ctx.jobs);
-    logged(ctx, cmd!(sh, "make {jobs}"))?;
-    logged(ctx, cmd!(sh, "make install"))?;
-    Ok(())
+    build_posix(ctx, &b)
+}
+
+/// `--disable-gil` for a free-threaded interpreter, then experiment.yaml's own arguments.
+fn configure_args(interp: &Interpreter) -> Vec<String> {
+    let mut args = Vec::new();
+    if interp.flavour.free_threaded() {
+        args.push("--disable-gil".to_string());
+    }
+    args.extend(interp.configure.iter().cloned());
+    args
 }
 
 /// maturin from its checkout, as a wheel that environments install as their build backend.
