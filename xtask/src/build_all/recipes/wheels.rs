@@ -33,6 +33,47 @@ fn pyo3_patch(pyo3: &Path) -> Result<String> {
     platform::patch_config(&crates)
 }
 
+/// Points every `pyo3*` crate of a target's source copy at a PyO3 checkout (a
+/// `.cargo/config.toml` with `[patch.crates-io]`) and proves with `cargo tree` that the build
+/// resolves to it. Resolving also rewrites the copy's Cargo.lock, so `locked = true` builds
+/// pass. Returns `cargo tree`'s output; a target that asks for what this PyO3 does not have
+/// (a feature of another release line) fails here, with cargo's words and the stack named.
+pub fn patch_pyo3(sh: &Shell, src: &Path, pyo3: &Path, pyo3_stack: &str) -> Result<String> {
+    let config = src.join(".cargo").join("config.toml");
+    std::fs::create_dir_all(src.join(".cargo"))
+        .with_context(|| format!("creating `{}`", src.display()))?;
+    std::fs::write(&config, pyo3_patch(pyo3)?)
+        .with_context(|| format!("writing `{}`", config.display()))?;
+    let sh = sh.clone();
+    sh.change_dir(src);
+    let out = cmd!(
+        sh,
+        "cargo tree --workspace --edges normal,build -i pyo3 --prefix none"
+    )
+    .quiet()
+    .ignore_status()
+    .output()
+    .context("running `cargo tree -i pyo3`")?;
+    if !out.status.success() {
+        bail!(
+            "`cargo tree -i pyo3` with PyO3 from the `{pyo3_stack}` stack failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let expected = format!("({})", pyo3.display());
+    if !tree
+        .lines()
+        .any(|l| l.starts_with("pyo3 ") && l.contains(&expected))
+    {
+        bail!(
+            "the build would use PyO3 from crates.io, not `{}` (the `{pyo3_stack}` stack): the [patch.crates-io] was not used (see `cargo tree -i pyo3` in the log)",
+            pyo3.display()
+        );
+    }
+    Ok(tree)
+}
+
 /// Builds a target's wheel once, on one environment, with PyO3 from the checkout of the
 /// stack that plays the `cargo-patch` role, and checks the wheel's tags and extension suffix.
 pub fn maturin_wheel(
@@ -45,31 +86,16 @@ pub fn maturin_wheel(
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
     let pyo3 = env.checkout(pyo3_stack);
-    let config = src.join(".cargo").join("config.toml");
-    std::fs::create_dir_all(src.join(".cargo"))
-        .with_context(|| format!("creating `{}`", src.display()))?;
-    std::fs::write(&config, pyo3_patch(&pyo3)?)
-        .with_context(|| format!("writing `{}`", config.display()))?;
+    let tree = patch_pyo3(&sh, &src, &pyo3, pyo3_stack);
+    let shown = match &tree {
+        Ok(t) => t.clone(),
+        Err(e) => format!("{e:#}"),
+    };
+    ctx.note(&format!(
+        "$ cargo tree --workspace --edges normal,build -i pyo3 --prefix none\n{shown}"
+    ))?;
+    tree?;
     sh.change_dir(&src);
-    // Resolving with the patch rewrites the copy's Cargo.lock, so `locked = true` builds pass,
-    // and shows where each pyo3 crate comes from.
-    let tree = logged(
-        ctx,
-        cmd!(
-            sh,
-            "cargo tree --workspace --edges normal,build -i pyo3 --prefix none"
-        ),
-    )?;
-    let expected = format!("({})", pyo3.display());
-    if !tree
-        .lines()
-        .any(|l| l.starts_with("pyo3 ") && l.contains(&expected))
-    {
-        bail!(
-            "the build would use PyO3 from crates.io, not `{}` (the `{pyo3_stack}` stack): the [patch.crates-io] was not used (see `cargo tree -i pyo3` in the log)",
-            pyo3.display()
-        );
-    }
     let venv = ctx.dep(&StepId::Env(builder.name.clone()))?;
     let py = platform::venv_python(HOST, venv);
     sh.set_var(
@@ -151,6 +177,55 @@ fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A crate named `pyo3` at `dir` with these features.
+    fn fake_pyo3(dir: &Path, features: &[&str]) {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+        let feats: String = features.iter().map(|f| format!("{f} = []\n")).collect();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"pyo3\"\nversion = \"0.29.2\"\nedition = \"2021\"\n[features]\n{feats}"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_package_asking_for_abi3_py38_resolves_to_the_cargo_patch_roles_pyo3() {
+        // Hermetic: cargo offline, its home in the temp folder; the two PyO3s are stand-ins
+        // for the release line (has `abi3-py38`) and main (dropped it, still 0.29.2).
+        let tmp = std::env::temp_dir().join(format!("xtask-pyo3-role-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        fake_pyo3(
+            &tmp.join("checkouts/pyo3-release"),
+            &["abi3", "abi3-py38", "abi3t"],
+        );
+        fake_pyo3(&tmp.join("checkouts/pyo3"), &["abi3", "abi3-py39", "abi3t"]);
+        let pkg = tmp.join("pkg");
+        std::fs::create_dir_all(pkg.join("src")).unwrap();
+        std::fs::write(pkg.join("src/lib.rs"), "").unwrap();
+        std::fs::write(
+            pkg.join("Cargo.toml"),
+            "[package]\nname = \"pkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\npyo3 = { version = \"0.29.0\", features = [\"abi3-py38\"] }\n",
+        )
+        .unwrap();
+        let sh = Shell::new().unwrap();
+        sh.set_var("CARGO_HOME", tmp.join("cargo-home"));
+        sh.set_var("CARGO_NET_OFFLINE", "true");
+        let release = tmp.join("checkouts/pyo3-release");
+        let tree = patch_pyo3(&sh, &pkg, &release, "pyo3-release").unwrap();
+        assert!(
+            tree.lines()
+                .any(|l| l == format!("pyo3 v0.29.2 ({})", release.display())),
+            "{tree}"
+        );
+        let err = patch_pyo3(&sh, &pkg, &tmp.join("checkouts/pyo3"), "pyo3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the `pyo3` stack failed"), "{err}");
+        assert!(err.contains("does not have that feature"), "{err}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn an_unpatched_setuptools_refusal_is_explained() {
