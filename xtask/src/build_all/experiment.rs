@@ -30,7 +30,8 @@ pub fn recipe_revision(id: &StepId) -> u32 {
         // 4: one suite per interpreter; a failed test is re-run once on its own.
         StepId::Test(..) => 4,
         StepId::Abi3Wheel(_) => 1,
-        StepId::Refusal(..) => 1,
+        // 2: the installer's error lines (or what it installed), not its last line.
+        StepId::Refusal(..) => 2,
     }
 }
 

@@ -130,7 +130,7 @@ pub fn refusal(
             "refused"
         }
         .into(),
-        message: last_words(&text),
+        message: installer_words(&text, out.status.success()),
     };
     crate::fsx::write_atomic(
         &ctx.out.join("result.json"),
@@ -151,15 +151,31 @@ pub fn refusal(
     }
 }
 
-/// The installer's last non-empty line, where pip and uv say why.
-pub fn last_words(text: &str) -> String {
-    text.lines()
+/// What the installer said about the wheel: on success the line saying what it installed;
+/// on failure its error lines (pip's `ERROR:`; uv's `error:`, `cause:` and `hint:`), else its
+/// last line. At most 300 characters.
+pub fn installer_words(text: &str, installed: bool) -> String {
+    let lines: Vec<&str> = text
+        .lines()
         .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(300)
-        .collect()
+        .filter(|l| !l.is_empty())
+        .collect();
+    let wanted: &[&str] = if installed {
+        &["Successfully installed", "Installed "]
+    } else {
+        &["ERROR:", "error:", "cause:", "hint:"]
+    };
+    let picked: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| wanted.iter().any(|w| l.starts_with(w)))
+        .collect();
+    let words = if picked.is_empty() {
+        lines.last().copied().unwrap_or("").to_string()
+    } else {
+        picked.join(" / ")
+    };
+    words.chars().take(300).collect()
 }
 
 #[cfg(test)]
@@ -167,10 +183,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_installers_last_words() {
+    fn what_the_installers_said() {
         let pip = "Processing x\nERROR: brotlicffi-1.2.1.0-cp315-abi3-linux_x86_64.whl is not a supported wheel on this platform.\n\n";
-        assert!(last_words(pip).starts_with("ERROR: brotlicffi"));
-        assert_eq!(last_words(""), "");
-        assert_eq!(last_words(&"x".repeat(1000)).len(), 300);
+        assert!(installer_words(pip, false).starts_with("ERROR: brotlicffi"));
+        let uv = "Using Python 3.16.0a0 environment at: v\nResolved 2 packages in 2ms\nerror: Failed to determine installation plan\n  cause: A path (b.whl) dependency is incompatible with the current platform\n\nhint: You're using free-threaded CPython 3.16 (`cp316t`), but the wheel was built for the stable ABI (`abi3`)\n";
+        let said = installer_words(uv, false);
+        assert!(
+            said.starts_with("error: Failed to determine installation plan / cause: A path"),
+            "{said}"
+        );
+        assert!(
+            said.contains("/ hint: You're using free-threaded"),
+            "{said}"
+        );
+        let ok = "Resolved 2 packages in 11ms\nInstalled 2 packages in 16ms\n + brotlicffi==1.2.1.0 (from file:///x)\n + cffi==2.2.0.dev0\n";
+        assert_eq!(installer_words(ok, true), "Installed 2 packages in 16ms");
+        assert_eq!(installer_words("", false), "");
+        assert_eq!(installer_words(&"x".repeat(1000), false).len(), 300);
     }
 }
