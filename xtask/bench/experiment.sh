@@ -24,7 +24,7 @@ report=$root/target/xtask/report.json
 
 # Sum of seconds of the steps whose name starts with $1 and that were built, from report.json.
 steps_seconds() {
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(sum(s["seconds"] for s in r["steps"] if s["step"].startswith(sys.argv[2]) and s["status"]=="Built"),1))' "$report" "$1"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(sum(s["seconds"] for s in r["steps"] if s["step"].startswith(sys.argv[2]) and s["status"].lower()=="built"),1))' "$report" "$1"
 }
 
 if [[ $what == *cold* ]]; then
@@ -52,7 +52,7 @@ if [[ $what == *rebuild* ]]; then
   for file in Objects/longobject.c Include/longobject.h; do
     echo "== rebuild after a one-line change to $file (cold: $cold s for both)"
     printf '\n/* xtask bench: one line */\n' >> "$co/$file"
-    git -C "$co" commit --quiet -am "bench: touch $file"
+    git -C "$co" commit --quiet -am "bench: touch $file" -m "Upstream-Status: Inappropriate [a benchmark]"
     "$xtask" --root "$root" save cpython >/dev/null
     start=$(date +%s.%N)
     "$xtask" --root "$root" build-all -q "${only[@]}"
