@@ -40,8 +40,9 @@ impl Platform {
 
 /// Revision of the CPython recipe, part of the CPython steps' keys (0 adds nothing): bump it
 /// when the recipe changes what it produces. 1: the standard library is byte-compiled at
-/// level 0 only (`build_all::recipes::cpython`).
-pub const CPYTHON_RECIPE: u32 = 1;
+/// level 0 only (`build_all::recipes::cpython`). 2: with ccache, sysconfig's `CXX` is the
+/// plain compiler name, not the build folder's masquerade link.
+pub const CPYTHON_RECIPE: u32 = 2;
 
 /// The file that makes a cache entry count, holding its key; written last.
 pub const DONE_MARKER: &str = ".xtask-ok";

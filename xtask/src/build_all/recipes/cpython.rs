@@ -25,6 +25,8 @@ pub struct PosixBuild {
     pub jobs: usize,
     /// The compiler cache, or `None` when ccache is not on PATH (every object is compiled).
     pub ccache: Option<Ccache>,
+    /// The C++ compiler's plain name (see [`configure_args`]).
+    pub cxx: Option<String>,
 }
 
 /// ccache and the cache folder it keeps its objects in.
@@ -61,13 +63,30 @@ pub fn byte_compile_args(libdir: &Path) -> Vec<OsString> {
     args
 }
 
-/// `configure`'s arguments: the prefix, then the interpreter's own.
+/// `configure`'s arguments: the prefix, then the interpreter's own. With ccache, also the
+/// C++ compiler by its plain name (`CXX=g++`): configure otherwise records the full path it
+/// found, the masquerade link in the build folder, in the install's sysconfig, and every C++
+/// extension built later on that interpreter (`test_cppext`, a C++ package) would name a
+/// compiler that was deleted with the build folder. A plain name is found on PATH: through
+/// ccache while CPython builds, the real compiler afterwards.
 pub fn configure_args(b: &PosixBuild) -> Vec<OsString> {
     let mut prefix = OsString::from("--prefix=");
     prefix.push(&b.prefix);
     let mut args = vec![prefix];
     args.extend(b.configure_args.iter().map(OsString::from));
+    if let (Some(_), Some(cxx)) = (&b.ccache, &b.cxx) {
+        args.push(format!("CXX={cxx}").into());
+    }
     args
+}
+
+/// The C++ compiler configure would pick, by plain name, from the caller's PATH (before the
+/// masquerade folder): the first of `g++`, `c++`, `clang++` there.
+pub fn plain_cxx(path: &[PathBuf], exists: impl Fn(&Path) -> bool) -> Option<String> {
+    ["g++", "c++", "clang++"]
+        .into_iter()
+        .find(|name| path.iter().any(|dir| exists(&dir.join(name))))
+        .map(str::to_string)
 }
 
 /// Where the masquerade links live: inside the build folder, so the two flavours building at
@@ -218,6 +237,7 @@ mod tests {
             configure_args: vec!["--disable-gil".into()],
             jobs: 2,
             ccache,
+            cxx: Some("g++".into()),
         }
     }
 
@@ -237,6 +257,23 @@ mod tests {
                 "--disable-gil"
             ]
         );
+    }
+
+    #[test]
+    fn with_ccache_the_install_records_the_cxx_by_its_plain_name() {
+        // Once, configure recorded `<build>/ccache-bin/g++` as CXX, a folder deleted after
+        // the build, so C++ extensions could not be built on the install.
+        let args = configure_args(&build(cache()));
+        assert_eq!(args.last().unwrap(), "CXX=g++");
+        assert!(
+            !configure_args(&build(None))
+                .iter()
+                .any(|a| a.to_string_lossy().starts_with("CXX="))
+        );
+        let path = [PathBuf::from("/opt/bin"), PathBuf::from("/usr/bin")];
+        let cxx = plain_cxx(&path, |p| p == Path::new("/usr/bin/c++"));
+        assert_eq!(cxx.as_deref(), Some("c++"));
+        assert_eq!(plain_cxx(&path, |_| false), None);
     }
 
     #[test]

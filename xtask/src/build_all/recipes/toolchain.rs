@@ -112,6 +112,7 @@ fn cpython_posix(env: &Env, ctx: &Ctx, build: &CpythonBuild, interp: &Interprete
         configure_args: configure_args(interp),
         jobs: ctx.jobs,
         ccache: find_ccache(&path, &env.work.join("ccache"), |p| p.is_file()),
+        cxx: super::cpython::plain_cxx(&path, |p| p.is_file()),
     };
     build_posix(ctx, &b)
 }
