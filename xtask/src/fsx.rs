@@ -55,6 +55,22 @@ pub fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))
 }
 
+/// Removes every `*.lock` file under `dir` (stale git lock files a killed git left; the
+/// callers hold the lock that proves no git is running there).
+pub fn remove_locks_under(dir: &Path) {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "lock") {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()

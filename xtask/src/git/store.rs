@@ -241,17 +241,7 @@ fn normalize(path: &Path) -> PathBuf {
 fn remove_ref_locks(git_dir: &Path) {
     let _ = std::fs::remove_file(git_dir.join("packed-refs.lock"));
     let _ = std::fs::remove_file(git_dir.join("shallow.lock"));
-    let mut dirs = vec![git_dir.join("refs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "lock") {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
+    crate::fsx::remove_locks_under(&git_dir.join("refs"));
 }
 
 #[cfg(test)]

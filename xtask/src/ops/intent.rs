@@ -211,7 +211,7 @@ pub fn recover(co: &Checkout, shown: &str, name: &str) -> Result<Recovery> {
     for l in GIT_LOCKS {
         let _ = std::fs::remove_file(git_dir.join(l));
     }
-    remove_locks_under(&git_dir.join("refs/remotes"));
+    crate::fsx::remove_locks_under(&git_dir.join("refs/remotes"));
     if !intent.op.redone() {
         done(co)?;
         return Ok(Recovery {
@@ -266,22 +266,7 @@ fn remove_tool_leftovers(git_dir: &Path) {
             }
         }
     }
-    remove_locks_under(&git_dir.join("refs/xtask"));
-}
-
-/// Removes every `*.lock` file under `dir`.
-fn remove_locks_under(dir: &Path) {
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "lock") {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
+    crate::fsx::remove_locks_under(&git_dir.join("refs/xtask"));
 }
 
 /// Changed or untracked-in-the-way files whose content is in neither HEAD nor `target`
