@@ -2,6 +2,7 @@
 //! from them. This file is the table of contents: one subcommand per module.
 
 mod absorb;
+mod audit;
 mod build_all;
 mod changelog;
 mod check;
@@ -14,6 +15,7 @@ mod ops;
 mod patch;
 mod pypi;
 mod save;
+mod stable_abi;
 mod stack;
 mod status;
 mod sync;
@@ -55,6 +57,7 @@ enum Command {
     Status(status::Args),
     Check(check::Args),
     Verify(verify::Args),
+    Audit(audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,5 +94,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => args.run(&sh, &layout),
         Command::Check(args) => args.run(&sh, &layout),
         Command::Verify(args) => args.run(&sh, &layout),
+        Command::Audit(args) => args.run(&sh, &layout),
     }
 }

@@ -35,6 +35,10 @@ pub fn recipe_revision(id: &StepId) -> u32 {
     }
 }
 
+/// Revision of the Stable ABI audit's rules (crate::stable_abi), part of each wheel's key:
+/// bump it when a rule changes its verdict, so cached wheels are audited again.
+pub const AUDIT_RULES: u32 = 1;
+
 /// The tree id of each stack's checkout, by stack name.
 pub type Trees = BTreeMap<String, String>;
 
@@ -135,6 +139,14 @@ pub fn specs(
             input("kind", kind_name(t.target.kind)),
             input("rustc", &tools.rustc),
             input("python-tag", &builder.python_tag()),
+            // The audit runs in the wheel step: its rules and the target's waivers.
+            input(
+                "audit",
+                &format!(
+                    "rules {AUDIT_RULES} waivers {}",
+                    serde_json::to_string(&t.target.audit_waivers)?
+                ),
+            ),
         ];
         if t.target.kind == RecipeKind::Maturin {
             if maturin.is_none() {
@@ -284,7 +296,12 @@ pub fn action(
         }
         StepId::Wheel(project) => {
             let builder = e.builder().clone();
-            match target(&project)?.kind {
+            let t = target(&project)?;
+            let audit = recipes::AuditSpec {
+                list: env.checkout(&builder.stack).join("Misc/stable_abi.toml"),
+                waivers: t.audit_waivers.clone(),
+            };
+            match t.kind {
                 RecipeKind::Maturin => {
                     let pyo3 = e
                         .role(RoleKind::CargoPatch)
@@ -292,12 +309,12 @@ pub fn action(
                         .stack
                         .clone();
                     Box::new(move |ctx| {
-                        recipes::maturin_wheel(&env, ctx, &project, &builder, &pyo3)
+                        recipes::maturin_wheel(&env, ctx, &project, &builder, &pyo3, &audit)
                     })
                 }
-                RecipeKind::Setuptools => {
-                    Box::new(move |ctx| recipes::setuptools_wheel(&env, ctx, &project, &builder))
-                }
+                RecipeKind::Setuptools => Box::new(move |ctx| {
+                    recipes::setuptools_wheel(&env, ctx, &project, &builder, &audit)
+                }),
             }
         }
         StepId::Install(project, name, installer) => {

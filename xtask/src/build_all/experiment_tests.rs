@@ -24,6 +24,7 @@ fn target(kind: RecipeKind) -> Target {
         test_files: vec!["tests".into(), "pyproject.toml".into()],
         test_data: vec![],
         pytest_workers: None,
+        audit_waivers: vec![],
     }
 }
 
@@ -111,12 +112,20 @@ fn what_each_steps_key_holds() {
         ),
         (
             StepId::Wheel(crypto.clone()),
-            &["tree", "kind", "rustc", "python-tag", "pyo3", "recipe"],
+            &[
+                "tree",
+                "kind",
+                "rustc",
+                "python-tag",
+                "audit",
+                "pyo3",
+                "recipe",
+            ],
             vec![StepId::Env(s("3.15t"))],
         ),
         (
             StepId::Wheel(s("brotlicffi")),
-            &["tree", "kind", "rustc", "python-tag", "recipe"],
+            &["tree", "kind", "rustc", "python-tag", "audit", "recipe"],
             vec![StepId::Env(s("3.15t"))],
         ),
         (
@@ -350,6 +359,16 @@ fn test_only_fields_leave_the_wheel_key_alone() {
     let mut ts = two_targets();
     ts[0].target.kind = RecipeKind::Setuptools;
     assert!(changed(&base, &graph(&trees(), &ts)).contains("cryptography/wheel"));
+    // So does what its audit accepts: a waiver audits the wheel again.
+    let mut ts = two_targets();
+    ts[0].target.audit_waivers.push(crate::stable_abi::Waiver {
+        rule: "refcount".into(),
+        symbol: None,
+        reason: "checked by hand".into(),
+    });
+    let got = changed(&base, &graph(&trees(), &ts));
+    assert!(got.contains("cryptography/wheel"), "{got:?}");
+    assert!(!got.contains("brotlicffi/wheel"), "{got:?}");
 }
 
 #[test]

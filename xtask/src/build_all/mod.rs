@@ -304,6 +304,26 @@ fn make_report(
     let mut matrix = Vec::new();
     for t in targets {
         let wheel = wheel_tag(StepId::Wheel(t.name.clone()), "");
+        // The wheel step's Stable ABI audit, on the interpreter that built it.
+        let r = summary.get(&StepId::Wheel(t.name.clone()));
+        let audit: Option<recipes::AuditRecord> =
+            read(r, recipes::AUDIT_JSON).and_then(|t| serde_json::from_str(&t).ok());
+        matrix.push(report::Row {
+            target: t.name.clone(),
+            interpreter: e.builder().name.clone(),
+            check: "audit".into(),
+            installer: "-".into(),
+            outcome: match &audit {
+                Some(a) if a.verdict == crate::stable_abi::Verdict::Violations => "failed",
+                Some(_) => "passed",
+                None => outcome(r),
+            }
+            .into(),
+            counts: None,
+            flaky: vec![],
+            wheel: wheel.clone(),
+            detail: audit.map(|a| a.summary),
+        });
         for i in e.tested() {
             for &installer in &e.tests.installers {
                 let r = summary.get(&StepId::Install(t.name.clone(), i.name.clone(), installer));

@@ -117,6 +117,10 @@ pub struct Target {
     /// one process, for suites whose threading tests assume the cores are free.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pytest_workers: Option<usize>,
+    /// Violations of the Stable ABI audit this target accepts, each with its reason (see
+    /// docs/audit.md); the wheel step fails on any other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_waivers: Vec<crate::stable_abi::Waiver>,
 }
 
 fn default_test_files() -> Vec<String> {
@@ -216,6 +220,11 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
         }
         if target.pytest_workers == Some(0) {
             bail!("{file}:{at}:1: in `build.target`: `pytest_workers` must be at least 1");
+        }
+        for w in &target.audit_waivers {
+            w.check().map_err(|e| {
+                anyhow::anyhow!("{file}:{at}:1: in `build.target.audit_waivers`: {e}")
+            })?;
         }
         for d in &target.test_data {
             if d.name_version().is_none() {
@@ -328,6 +337,18 @@ mod tests {
         let t = s.build.unwrap().target.unwrap();
         assert_eq!(t.test_files, ["test", "setup.cfg"]);
         assert_eq!(t.test_data[0].name_version(), Some(("brotli", "1.2.0")));
+        let waived = data("brotli==1.2.0", sha, "x")
+            + "    audit_waivers:\n      - rule: module-def\n        symbol: PyModuleDef_Init\n        reason: passes on a definition made elsewhere\n";
+        let t = parse("stack.yaml", &waived)
+            .unwrap()
+            .build
+            .unwrap()
+            .target
+            .unwrap();
+        assert_eq!(
+            t.audit_waivers[0].symbol.as_deref(),
+            Some("PyModuleDef_Init")
+        );
         for (text, want) in [
             (
                 data("brotli", sha, "x"),
@@ -344,6 +365,16 @@ mod tests {
             (
                 data("brotli==1.2.0", sha, "x") + "    pytest_workers: 0\n",
                 "`pytest_workers` must be at least 1",
+            ),
+            (
+                data("brotli==1.2.0", sha, "x")
+                    + "    audit_waivers:\n      - rule: refcounts\n        reason: r\n",
+                "stack.yaml:6:1: in `build.target.audit_waivers`: audit waiver names rule `refcounts`; the rules are symbols, module-init",
+            ),
+            (
+                data("brotli==1.2.0", sha, "x")
+                    + "    audit_waivers:\n      - rule: refcount\n        reason: ''\n",
+                "audit waiver of `refcount` gives no reason",
             ),
         ] {
             let err = parse("stack.yaml", &text).unwrap_err().to_string();

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod audit;
 mod claims;
 mod concurrency;
 mod conflicts;

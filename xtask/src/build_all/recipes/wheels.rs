@@ -12,6 +12,7 @@ use crate::build_all::platform;
 use crate::build_all::step::StepId;
 use crate::build_all::wheel;
 use crate::manifest::Interpreter;
+use crate::stable_abi::{self, Waiver, list::StableAbi};
 
 /// PyO3's crates in its checkout, as a `.cargo/config.toml` with `[patch.crates-io]`.
 fn pyo3_patch(pyo3: &Path) -> Result<String> {
@@ -82,6 +83,7 @@ pub fn maturin_wheel(
     project: &str,
     builder: &Interpreter,
     pyo3_stack: &str,
+    audit: &AuditSpec,
 ) -> Result<()> {
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
@@ -107,25 +109,38 @@ pub fn maturin_wheel(
     let mut dirs = vec![platform::scripts_dir(HOST, venv)];
     dirs.extend(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
-    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag())
+    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), audit)
 }
 
 /// Builds a target's wheel once, on one environment, with setuptools and cffi from their
 /// stacks (the environment's own, no build isolation), and checks the wheel's tags and
 /// extension suffix.
-pub fn setuptools_wheel(env: &Env, ctx: &Ctx, project: &str, builder: &Interpreter) -> Result<()> {
+pub fn setuptools_wheel(
+    env: &Env,
+    ctx: &Ctx,
+    project: &str,
+    builder: &Interpreter,
+    audit: &AuditSpec,
+) -> Result<()> {
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
     let py = platform::venv_python(HOST, ctx.dep(&StepId::Env(builder.name.clone()))?);
     // The build must use the stacks' setuptools and cffi: say which it got.
     let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
     logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag())
+    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), audit)
 }
 
 /// `pip wheel` of a source copy with the environment's own build tools (no build isolation),
 /// then the wheel checks. A failure the log explains (setuptools without abi3t) says so.
-fn pip_wheel(sh: &Shell, ctx: &Ctx, py: &Path, src: &Path, python_tag: &str) -> Result<()> {
+fn pip_wheel(
+    sh: &Shell,
+    ctx: &Ctx,
+    py: &Path,
+    src: &Path,
+    python_tag: &str,
+    audit: &AuditSpec,
+) -> Result<()> {
     let out = &ctx.out;
     let built = logged(
         ctx,
@@ -141,7 +156,7 @@ fn pip_wheel(sh: &Shell, ctx: &Ctx, py: &Path, src: &Path, python_tag: &str) -> 
             None => e,
         });
     }
-    check_wheel(ctx, py, python_tag)
+    check_wheel(ctx, py, python_tag, audit)
 }
 
 /// What a failed setuptools build's log says about the abi3t support it lacks, if anything.
@@ -151,7 +166,14 @@ pub fn setuptools_refusal(log: &str) -> Option<&'static str> {
     )
 }
 
-fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str) -> Result<()> {
+/// What the wheel step audits the wheel against: the builder's CPython checkout's list of the
+/// Stable ABI and the target's waivers.
+pub struct AuditSpec {
+    pub list: std::path::PathBuf,
+    pub waivers: Vec<Waiver>,
+}
+
+fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str, audit: &AuditSpec) -> Result<()> {
     let sh = Shell::new()?;
     let whl = wheel_in(&ctx.out)?;
     let script = wheel::LIST_WHEEL_PY;
@@ -171,7 +193,80 @@ fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str) -> Result<()> {
     if !problems.is_empty() {
         bail!("{file}: {}", problems.join("; "));
     }
+    let list = StableAbi::load(&audit.list)?;
+    let result = stable_abi::audit_wheel(&whl, &list, &audit.waivers)
+        .with_context(|| format!("auditing {file}"))?;
+    let lines = result.lines();
+    let record = serde_json::json!({
+        "verdict": result.verdict,
+        "summary": audit_summary(&result),
+        "violations": lines,
+        "audit": result,
+    });
+    crate::fsx::write_atomic(
+        &ctx.out.join(AUDIT_JSON),
+        &serde_json::to_vec_pretty(&record)?,
+    )?;
+    ctx.note(&format!(
+        "stable ABI audit of {file} against {}: {}{}",
+        audit.list.display(),
+        audit_summary(&result),
+        lines.iter().map(|l| format!("\n  {l}")).collect::<String>()
+    ))?;
+    if !lines.is_empty() {
+        bail!(
+            "the Stable ABI audit found {} violation{} (`cargo xtask audit` explains the rules; a target can waive one in `build.target.audit_waivers`, with a reason):\n  {}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        );
+    }
     Ok(())
+}
+
+/// The audit's record in the wheel step's output (`verdict`, `summary`, `violations`, and
+/// the whole `audit` as `cargo xtask audit --json` gives it), read by the report.
+pub const AUDIT_JSON: &str = "audit.json";
+
+/// What the report reads of `AUDIT_JSON`.
+#[derive(Debug, serde::Deserialize)]
+pub struct AuditRecord {
+    pub verdict: stable_abi::Verdict,
+    pub summary: String,
+}
+
+/// One line: modules, symbols checked, violations, rules that passed.
+pub fn audit_summary(a: &stable_abi::WheelAudit) -> String {
+    let modules = a
+        .modules
+        .iter()
+        .filter(|m| m.role == stable_abi::rules::Role::Extension)
+        .count();
+    let symbols: usize = a.modules.iter().map(|m| m.symbols_checked).sum();
+    let failing = a.failing().count();
+    let waived = a.findings.len() - failing;
+    let mut rules: Vec<&str> = a
+        .modules
+        .iter()
+        .flat_map(|m| m.rules_passed.iter().map(|r| r.as_str()))
+        .collect();
+    rules.sort();
+    rules.dedup();
+    format!(
+        "{modules} module{}, {symbols} symbols checked, {failing} violation{}{}; passed: {}",
+        if modules == 1 { "" } else { "s" },
+        if failing == 1 { "" } else { "s" },
+        if waived > 0 {
+            format!(" ({waived} waived)")
+        } else {
+            String::new()
+        },
+        if rules.is_empty() {
+            "-".to_string()
+        } else {
+            rules.join(", ")
+        }
+    )
 }
 
 #[cfg(test)]
