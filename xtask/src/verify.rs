@@ -15,11 +15,12 @@ use crate::stack::{Layout, Project};
 ///   $STACK                the stack's folder, patches/<project>
 ///   $WORK                 scratch space kept between runs, target/xtask/verify/<project>
 ///   $CONSTRAINTS          xtask/constraints.txt, the pinned Python tools
-///   $PYTHON_DEFAULT       build-all's GIL-enabled CPython
-///   $PYTHON_FREETHREADED  build-all's free-threaded CPython
+///   $PYTHON_<NAME>        the interpreter experiment.yaml names <name> ($PYTHON_3_15T)
+///   $PYTHON, $INTERPRETER a command naming them runs once per interpreter (a CPython
+///                         stack's own interpreters, or all): its python and its name
 ///
-/// The interpreters are the ones `cargo xtask build-all` built from the current CPython
-/// checkout; build them with `cargo xtask build-all --only cpython`.
+/// The interpreters are the ones `cargo xtask build-all` built from the current checkouts
+/// of their CPython stacks; build them with `cargo xtask build-all --only cpython`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Stacks to verify (default: every stack that has `verify:` commands).

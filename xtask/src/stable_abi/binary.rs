@@ -70,7 +70,7 @@ impl AbiInfo {
 }
 
 /// Finds `PyABIInfo` structures by their shape, at 4-byte aligned offsets: version 1.0, flags
-/// with `PyABIInfo_STABLE` and no unknown bits, and two versions that are each 0 ("not
+/// with `PyABIInfo_STABLE`, GIL or free-threaded, and no unknown bits, and two versions that are each 0 ("not
 /// given", as PyO3 writes them) or a CPython 3.x hex version (`abi_version` without a micro
 /// part). A match elsewhere in the bytes is possible but needs those twelve bytes to line up;
 /// the rule that uses this says so.
@@ -100,7 +100,10 @@ pub fn scan_abi_infos(data: &[u8], little_endian: bool) -> Vec<AbiInfo> {
             let flags = u16_at(&w[2..4]);
             let build_version = u32_at(&w[4..8]);
             let abi_version = u32_at(&w[8..12]);
+            // Every real PyABIInfo says GIL, free-threaded or both; a bare `01 00 01 00` and
+            // eight zero bytes turned up by chance in cryptography's module.
             if flags & AbiInfo::STABLE != 0
+                && flags & (AbiInfo::GIL | AbiInfo::FREETHREADED) != 0
                 && flags & !0xf == 0
                 && version(build_version)
                 && version(abi_version)
@@ -284,6 +287,27 @@ pub(crate) mod tests {
             });
         }
         obj.write().unwrap()
+    }
+
+    #[test]
+    fn abi_infos_are_found_by_their_shape() {
+        let mut data = vec![0u8; 8];
+        // C with 3.15's headers: version 1.0, stable|gil|free-threaded, build, abi 3.15.
+        data.extend([1, 0, 7, 0, 0xc1, 0, 0x0f, 3, 0, 0, 0x0f, 3]);
+        // PyO3: no versions given.
+        data.extend([1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // A chance `01 00 01 00` and zeros (seen in a real module): no layout bit, not one.
+        data.extend([1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // A micro version in abi_version: not one.
+        data.extend([1, 0, 7, 0, 0, 0, 0, 0, 1, 0, 0x0f, 3]);
+        let found = scan_abi_infos(&data, true);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].agnostic());
+        assert_eq!(found[0].abi(), Some(Version::new(3, 15)));
+        assert!(!found[1].agnostic());
+        assert_eq!(found[1].abi(), None);
+        // The same bytes big-endian: the flags are 0x0700, unknown bits.
+        assert!(scan_abi_infos(&data[..20], false).is_empty());
     }
 
     #[test]

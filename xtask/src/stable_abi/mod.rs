@@ -82,6 +82,9 @@ pub struct ModuleAudit {
     pub symbols_checked: usize,
     /// Rules that applied and passed on every architecture.
     pub rules_passed: Vec<Rule>,
+    /// The flags of each `PyABIInfo` found (0x7: stable, free-threading agnostic).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub abi_info_flags: Vec<u16>,
 }
 
 /// The verdict on one wheel.
@@ -205,6 +208,7 @@ pub fn audit_contents(
             arches: Vec::new(),
             symbols_checked: 0,
             rules_passed: Vec::new(),
+            abi_info_flags: Vec::new(),
         };
         match binary::read(bytes) {
             Err(e) => found.push((
@@ -229,6 +233,9 @@ pub fn audit_contents(
                     audit.format = Some(b.format);
                     audit.arches.push(b.arch.clone());
                     audit.symbols_checked += n;
+                    audit
+                        .abi_info_flags
+                        .extend(b.abi_infos.iter().map(|i| i.flags));
                     passed = Some(match passed {
                         None => ok,
                         Some(p) => p.into_iter().filter(|r| ok.contains(r)).collect(),
