@@ -227,6 +227,7 @@ pub fn specs(
                 input("tree", &t.tree),
                 input("constraints", &tools.constraints),
                 input("requires", &r.requires.join(" ")),
+                input("audit", &format!("rules {AUDIT_RULES}")),
             ],
         ));
         for i in e.tested() {
@@ -333,7 +334,11 @@ pub fn action(
                 .find(|r| r.target == project)
                 .context("no refusal for this target in experiment.yaml")?;
             let (i, requires) = (interp(&r.build_on)?, r.requires.clone());
-            Box::new(move |ctx| recipes::abi3_wheel(&env, ctx, &project, &i, &requires))
+            let audit = recipes::AuditSpec {
+                list: env.checkout(&i.stack).join("Misc/stable_abi.toml"),
+                waivers: Vec::new(),
+            };
+            Box::new(move |ctx| recipes::abi3_wheel(&env, ctx, &project, &i, &requires, &audit))
         }
         StepId::Refusal(project, name, installer) => {
             let (t, i) = (target(&project)?, interp(&name)?);

@@ -148,7 +148,7 @@ fn what_each_steps_key_holds() {
         ),
         (
             StepId::Abi3Wheel(s("brotlicffi")),
-            &["tree", "constraints", "requires", "recipe"],
+            &["tree", "constraints", "requires", "audit", "recipe"],
             vec![StepId::CPython(s("3.15"))],
         ),
         (

@@ -36,6 +36,7 @@ pub fn abi3_wheel(
     project: &str,
     interp: &Interpreter,
     requires: &[String],
+    audit: &super::AuditSpec,
 ) -> Result<()> {
     let sh = Shell::new()?;
     let base = python_in(HOST, ctx.dep(&StepId::CPython(interp.name.clone()))?)?;
@@ -68,7 +69,8 @@ pub fn abi3_wheel(
         );
     }
     ctx.note(&format!("abi3-only wheel: {file}"))?;
-    Ok(())
+    // It must still be a correct abi3 wheel: only its missing abi3t is to be refused.
+    super::wheels::audit_wheel(ctx, &whl, audit)
 }
 
 /// Offers the abi3-only wheel to one interpreter with one installer; passes when the

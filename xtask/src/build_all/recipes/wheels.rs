@@ -193,8 +193,15 @@ fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str, audit: &AuditSpec) -> Res
     if !problems.is_empty() {
         bail!("{file}: {}", problems.join("; "));
     }
+    audit_wheel(ctx, &whl, audit)
+}
+
+/// Audits a wheel the step built (docs/audit.md): `audit.json` in the step's output, a line
+/// in its log, and the step fails on a violation no waiver covers.
+pub fn audit_wheel(ctx: &Ctx, whl: &Path, audit: &AuditSpec) -> Result<()> {
+    let file = whl.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let list = StableAbi::load(&audit.list)?;
-    let result = stable_abi::audit_wheel(&whl, &list, &audit.waivers)
+    let result = stable_abi::audit_wheel(whl, &list, &audit.waivers)
         .with_context(|| format!("auditing {file}"))?;
     let lines = result.lines();
     let record = serde_json::json!({
