@@ -162,11 +162,87 @@ pub fn audit_wheel(path: &Path, abi: &StableAbi, waivers: &[Waiver]) -> Result<W
             findings: Vec::new(),
         });
     };
-    let contents = wheel::read(path, |m| rules::classify(m).is_some())?;
-    Ok(audit_contents(file, tags, claim, contents, abi, waivers))
+    // Each module is judged as it is read, so memory holds one at a time.
+    let mut judged = Vec::new();
+    let wheel_text = wheel::read(
+        path,
+        |m| rules::classify(m).is_some(),
+        |m, bytes| judged.extend(audit_module(claim, m, bytes, abi)),
+    )?;
+    Ok(finish(
+        file,
+        tags,
+        claim,
+        wheel_text.as_deref(),
+        judged,
+        waivers,
+    ))
 }
 
-/// The audit over a wheel's contents, pure.
+/// A violation where it was found: module path (empty for the wheel) and architecture.
+type Found = (String, Option<String>, Violation);
+
+/// Judges one shared object of a wheel; `None` for a member that is not one.
+fn audit_module(
+    claim: Claim,
+    path: &str,
+    bytes: &[u8],
+    abi: &StableAbi,
+) -> Option<(ModuleAudit, Vec<Found>)> {
+    let path = path.to_string();
+    let mut found: Vec<Found> = Vec::new();
+    let (role, name, suffix) = rules::classify(&path)?;
+    let mut audit = ModuleAudit {
+        path: path.clone(),
+        role,
+        format: None,
+        arches: Vec::new(),
+        symbols_checked: 0,
+        rules_passed: Vec::new(),
+        abi_info_flags: Vec::new(),
+    };
+    match binary::read(bytes) {
+        Err(e) => found.push((
+            path.clone(),
+            None,
+            Violation {
+                rule: Rule::Symbols,
+                symbol: None,
+                reason: format!("cannot be read: {e:#}"),
+            },
+        )),
+        Ok(binaries) => {
+            let mut passed: Option<Vec<Rule>> = None;
+            let many = binaries.len() > 1;
+            // Named like a module but neither exporting an init nor using the C API: a
+            // library loaded with ctypes or cffi.
+            if role == Role::Extension && !binaries.iter().any(|b| rules::is_module(&name, b)) {
+                audit.role = Role::Library;
+            }
+            for b in &binaries {
+                let (vs, ok, n) = rules::check(claim, audit.role, &name, &suffix, b, abi);
+                audit.format = Some(b.format);
+                audit.arches.push(b.arch.clone());
+                audit.symbols_checked += n;
+                audit
+                    .abi_info_flags
+                    .extend(b.abi_infos.iter().map(|i| i.flags));
+                passed = Some(match passed {
+                    None => ok,
+                    Some(p) => p.into_iter().filter(|r| ok.contains(r)).collect(),
+                });
+                for v in vs {
+                    found.push((path.clone(), many.then(|| b.arch.clone()), v));
+                }
+            }
+            audit.rules_passed = passed.unwrap_or_default();
+        }
+    }
+    Some((audit, found))
+}
+
+/// The audit over a wheel's contents held in memory, pure (the tests' entry).
+#[cfg(test)]
 pub fn audit_contents(
     file: String,
     tags: Vec<String>,
@@ -175,13 +251,33 @@ pub fn audit_contents(
     abi: &StableAbi,
     waivers: &[Waiver],
 ) -> WheelAudit {
-    let mut found: Vec<(String, Option<String>, Violation)> = Vec::new();
-    let wheel_tags = contents
-        .wheel
-        .as_deref()
-        .map(wheel::wheel_tags)
-        .unwrap_or_default();
-    if contents.wheel.is_none() {
+    let modules = contents
+        .shared
+        .iter()
+        .filter_map(|(path, bytes)| audit_module(claim, path, bytes, abi))
+        .collect();
+    finish(
+        file,
+        tags,
+        claim,
+        contents.wheel.as_deref(),
+        modules,
+        waivers,
+    )
+}
+
+/// The wheel-level rules over the judged modules, and the waivers applied.
+fn finish(
+    file: String,
+    tags: Vec<String>,
+    claim: Claim,
+    wheel_text: Option<&str>,
+    judged: Vec<(ModuleAudit, Vec<Found>)>,
+    waivers: &[Waiver],
+) -> WheelAudit {
+    let mut found: Vec<Found> = Vec::new();
+    let wheel_tags = wheel_text.map(wheel::wheel_tags).unwrap_or_default();
+    if wheel_text.is_none() {
         found.push((
             String::new(),
             None,
@@ -197,57 +293,9 @@ pub fn audit_contents(
         found.push((String::new(), None, v));
     }
     let mut modules = Vec::new();
-    for (path, bytes) in &contents.shared {
-        let Some((role, name, suffix)) = rules::classify(path) else {
-            continue;
-        };
-        let mut audit = ModuleAudit {
-            path: path.clone(),
-            role,
-            format: None,
-            arches: Vec::new(),
-            symbols_checked: 0,
-            rules_passed: Vec::new(),
-            abi_info_flags: Vec::new(),
-        };
-        match binary::read(bytes) {
-            Err(e) => found.push((
-                path.clone(),
-                None,
-                Violation {
-                    rule: Rule::Symbols,
-                    symbol: None,
-                    reason: format!("cannot be read: {e:#}"),
-                },
-            )),
-            Ok(binaries) => {
-                let mut passed: Option<Vec<Rule>> = None;
-                let many = binaries.len() > 1;
-                // Named like a module but neither exporting an init nor using the C API: a
-                // library loaded with ctypes or cffi.
-                if role == Role::Extension && !binaries.iter().any(|b| rules::is_module(&name, b)) {
-                    audit.role = Role::Library;
-                }
-                for b in &binaries {
-                    let (vs, ok, n) = rules::check(claim, audit.role, &name, &suffix, b, abi);
-                    audit.format = Some(b.format);
-                    audit.arches.push(b.arch.clone());
-                    audit.symbols_checked += n;
-                    audit
-                        .abi_info_flags
-                        .extend(b.abi_infos.iter().map(|i| i.flags));
-                    passed = Some(match passed {
-                        None => ok,
-                        Some(p) => p.into_iter().filter(|r| ok.contains(r)).collect(),
-                    });
-                    for v in vs {
-                        found.push((path.clone(), many.then(|| b.arch.clone()), v));
-                    }
-                }
-                audit.rules_passed = passed.unwrap_or_default();
-            }
-        }
-        modules.push(audit);
+    for (m, f) in judged {
+        modules.push(m);
+        found.extend(f);
     }
     let findings: Vec<Finding> = found
         .into_iter()

@@ -104,7 +104,8 @@ pub fn wheel_tags(wheel: &str) -> Vec<String> {
     out
 }
 
-/// A wheel's contents that the audit needs.
+/// A wheel's contents that the audit needs, in memory (for tests: `read` streams them).
+#[cfg(test)]
 pub struct Contents {
     /// `WHEEL`'s text, if the wheel has one.
     pub wheel: Option<String>,
@@ -112,13 +113,17 @@ pub struct Contents {
     pub shared: Vec<(String, Vec<u8>)>,
 }
 
-/// Reads the `WHEEL` file and the shared objects of the wheel at `path`.
-pub fn read(path: &Path, is_shared: impl Fn(&str) -> bool) -> Result<Contents> {
+/// Reads the wheel at `path`: hands each shared object (`is_shared` of its path) to `each` as
+/// it is read, one at a time, and returns the `WHEEL` file's text if there is one.
+pub fn read(
+    path: &Path,
+    is_shared: impl Fn(&str) -> bool,
+    mut each: impl FnMut(&str, &[u8]),
+) -> Result<Option<String>> {
     let file = fs_err::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("`{}` is not a readable zip archive", path.display()))?;
     let mut wheel = None;
-    let mut shared = Vec::new();
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)
@@ -154,10 +159,10 @@ pub fn read(path: &Path, is_shared: impl Fn(&str) -> bool) -> Result<Contents> {
                 .with_context(|| format!("`{}`: `{name}` is not UTF-8", path.display()))?;
             wheel = Some(text);
         } else {
-            shared.push((name, bytes));
+            each(&name, &bytes);
         }
     }
-    Ok(Contents { wheel, shared })
+    Ok(wheel)
 }
 
 #[cfg(test)]
