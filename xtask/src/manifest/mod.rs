@@ -254,18 +254,6 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
         if let Some(why) = c.problem() {
             bail!("{file}:{at}:1: in `conventions`: {why}");
         }
-        if c.news == News::None
-            && let Some(g) = stack
-                .prs
-                .iter()
-                .find(|g| g.news.as_deref().is_some_and(|n| n != NO_NEWS))
-        {
-            bail!(
-                "{file}:{}:1: group `{}` names a news type, and `conventions.news` is `none`; drop it or write `news: none`",
-                line_of("prs"),
-                guard::token(&g.name)
-            );
-        }
     }
     let mut seen = std::collections::BTreeSet::new();
     for name in &stack.series {
@@ -418,7 +406,6 @@ mod tests {
         assert!(c.verify_each_commit && !c.keep_author);
         assert_eq!(c.statement.as_deref(), Some("Written with help.\n"));
         assert_eq!(parse("stack.yaml", GIT).unwrap().conventions, None);
-        let group = "prs:\n  - name: a\n    title: A\n    patches: [a.patch]\n    news: changed\n";
         for (extra, want) in [
             (
                 "conventions:\n  source: https://x.org/c\n  colour: red\n".to_string(),
@@ -435,10 +422,6 @@ mod tests {
             (
                 "conventions:\n  source: https://x.org/c\n  title: refactor\n".to_string(),
                 "stack.yaml:5:1: in `conventions`: `title: refactor` must contain `{title}`",
-            ),
-            (
-                format!("conventions:\n  source: https://x.org/c\n{group}"),
-                "stack.yaml:7:1: group `a` names a news type, and `conventions.news` is `none`",
             ),
         ] {
             let text = GIT.replace("series: []\n", "") + &extra;
