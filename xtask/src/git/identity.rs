@@ -28,12 +28,9 @@ impl Checkout<'_> {
     /// variables, else `user.name` and `user.email`), never one git guesses from the host:
     /// a pull request must carry a name and an address its proposer chose.
     pub fn proposer(&self) -> Result<Proposer> {
-        let ident = |var: &str| -> Result<Ident> {
-            let (sh, dir) = (self.sh, &self.dir);
-            let out = cli::output(cmd!(
-                sh,
-                "git -C {dir} {FIXED_CONFIG...} -c user.useConfigOnly=true var {var}"
-            ))?;
+        let (sh, dir) = (self.sh, &self.dir);
+        let ident = |cmd: xshell::Cmd<'_>| -> Result<Ident> {
+            let out = cli::output(cmd)?;
             let text = String::from_utf8_lossy(&out.stdout);
             match (out.status.success(), parse_ident(&text)) {
                 (true, Some(i)) => Ok(i),
@@ -42,10 +39,15 @@ impl Checkout<'_> {
                 }
             }
         };
-        Ok(Proposer {
-            author: ident("GIT_AUTHOR_IDENT")?,
-            committer: ident("GIT_COMMITTER_IDENT")?,
-        })
+        let author = ident(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} -c user.useConfigOnly=true var GIT_AUTHOR_IDENT"
+        ))?;
+        let committer = ident(cmd!(
+            sh,
+            "git -C {dir} {FIXED_CONFIG...} -c user.useConfigOnly=true var GIT_COMMITTER_IDENT"
+        ))?;
+        Ok(Proposer { author, committer })
     }
 }
 
