@@ -1,70 +1,112 @@
 //! Pull-request descriptions and the upstream conventions they follow, rendered from plain
 //! data.
 
-/// Upstream habits a pull request must follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Convention {
-    /// `newsfragments/<PR>.<type>.md`.
-    Pyo3,
-    /// `gh-NNNNN: ` titles and a `Misc/NEWS.d/next/<section>/` entry.
-    Cpython,
-    None,
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Conventions, NO_NEWS, News};
+
+/// Upstream habits a pull request must follow: the stack's `conventions:`, or where it has
+/// none, what the tool knows from the upstream's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub news: News,
+    /// A group's news type or section when it names none.
+    pub news_default: String,
+    title: Option<Conventions>,
+    pub statement: Option<String>,
+    /// Upstream's CI checks, run after the stack's `verify:`.
+    pub checks: Vec<String>,
+    pub each_commit: bool,
+    pub keep_author: bool,
+    /// CPython: titles start with `gh-NNNNN: `.
+    cpython: bool,
 }
 
-impl Convention {
-    pub fn of(upstream: &str) -> Convention {
+impl Rules {
+    pub fn of(upstream: &str, conventions: Option<&Conventions>) -> Rules {
         let u = upstream.to_ascii_lowercase();
-        if u.ends_with("/pyo3/pyo3") {
-            Convention::Pyo3
-        } else if u.ends_with("/python/cpython") {
-            Convention::Cpython
-        } else {
-            Convention::None
+        let cpython = u.ends_with("/python/cpython");
+        let news = match conventions {
+            Some(c) => c.news,
+            None if u.ends_with("/pyo3/pyo3") => News::TowncrierMd,
+            None if cpython => News::CpythonBlurb,
+            None => News::None,
+        };
+        let fallback = match news {
+            News::TowncrierRst => "misc",
+            News::CpythonBlurb => "Library",
+            News::None | News::TowncrierMd => "changed",
+        };
+        let c = conventions.cloned();
+        Rules {
+            news,
+            news_default: c
+                .as_ref()
+                .and_then(|c| c.news_default.clone())
+                .unwrap_or_else(|| fallback.to_string()),
+            statement: c.as_ref().and_then(|c| c.statement.clone()),
+            checks: c.as_ref().map(|c| c.checks.clone()).unwrap_or_default(),
+            each_commit: c.as_ref().is_some_and(|c| c.verify_each_commit),
+            keep_author: c.as_ref().is_some_and(|c| c.keep_author),
+            title: c,
+            cpython,
         }
     }
 
-    /// The placeholder file a branch gets, and its content.
+    /// The pull request's title for a group titled `title`.
+    pub fn title(&self, title: &str) -> String {
+        match &self.title {
+            Some(c) => c.title_for(title),
+            None => title.to_string(),
+        }
+    }
+
+    /// The placeholder news file a branch gets and its content, unless upstream wants none
+    /// or the group says `news: none`.
     pub fn news_file(
         &self,
         group: &str,
         title: &str,
         news: Option<&str>,
     ) -> Option<(String, String)> {
-        match self {
-            Convention::Pyo3 => {
-                let kind = news.unwrap_or("changed");
-                Some((
-                    format!("newsfragments/PLACEHOLDER-{group}.{kind}.md"),
-                    format!("{title}\n"),
-                ))
-            }
-            Convention::Cpython => {
-                let section = news.unwrap_or("Library");
-                Some((
-                    format!("Misc/NEWS.d/next/{section}/PLACEHOLDER-{group}.rst"),
-                    format!("{title}\n"),
-                ))
-            }
-            Convention::None => None,
+        let kind = news.unwrap_or(&self.news_default);
+        if kind == NO_NEWS {
+            return None;
         }
+        let file = match self.news {
+            News::None => return None,
+            News::TowncrierMd => format!("newsfragments/PLACEHOLDER-{group}.{kind}.md"),
+            News::TowncrierRst => format!("newsfragments/PLACEHOLDER-{group}.{kind}.rst"),
+            News::CpythonBlurb => format!("Misc/NEWS.d/next/{kind}/PLACEHOLDER-{group}.rst"),
+        };
+        Some((file, format!("{title}\n")))
     }
 
-    /// What a person must still do once the pull request exists.
-    pub fn todo(&self, title: &str) -> Vec<String> {
-        match self {
-            Convention::Pyo3 => vec![
-                "rename `newsfragments/PLACEHOLDER-*.md` to `newsfragments/<PR number>.<type>.md` once the pull request has a number".into(),
-            ],
-            Convention::Cpython => {
-                let mut t = vec!["rename the `Misc/NEWS.d/next/` placeholder with `blurb` (it needs the issue number)".into()];
-                if !title.starts_with("gh-") {
-                    t.push("CPython titles start with `gh-NNNNN: `: open or find the issue and prefix the title".into());
-                }
-                t
+    /// What a person must still do once the pull request exists; `news` says whether the
+    /// branch got a placeholder news file.
+    pub fn todo(&self, title: &str, news: bool) -> Vec<String> {
+        let mut t = Vec::new();
+        match self.news {
+            News::TowncrierMd | News::TowncrierRst if news => {
+                let ext = if self.news == News::TowncrierMd { "md" } else { "rst" };
+                t.push(format!("rename `newsfragments/PLACEHOLDER-*.{ext}` to `newsfragments/<PR number>.<type>.{ext}` once the pull request has a number"));
             }
-            Convention::None => vec![],
+            News::CpythonBlurb if news => t.push("rename the `Misc/NEWS.d/next/` placeholder with `blurb` (it needs the issue number)".into()),
+            _ => {}
         }
+        if self.cpython && !title.starts_with("gh-") {
+            t.push("CPython titles start with `gh-NNNNN: `: open or find the issue and prefix the title".into());
+        }
+        t
     }
+}
+
+/// The checks of one commit of a branch verified commit by commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommitChecks {
+    pub id: String,
+    pub subject: String,
+    pub checks: Vec<Check>,
 }
 
 /// One verification command's result on a branch.
@@ -77,6 +119,9 @@ pub struct Description<'a> {
     pub commits: &'a [(String, String)],
     pub depends_on: Option<&'a str>,
     pub checks: &'a [Check],
+    /// Per commit, when every commit was verified (then `checks` are the tip's).
+    pub commit_checks: &'a [CommitChecks],
+    pub statement: Option<&'a str>,
     pub todo: &'a [String],
 }
 
@@ -103,14 +148,36 @@ pub fn render(d: &Description) -> String {
             s.push_str(&format!("\n### {subject}\n\n{}\n", rest.trim()));
         }
     }
-    s.push_str("\n## Verification\n\n| command | result | seconds |\n| --- | --- | ---: |\n");
-    for c in d.checks {
-        s.push_str(&format!(
-            "| `{}` | {} | {:.1} |\n",
-            c.command,
-            if c.passed { "passed" } else { "FAILED" },
-            c.seconds
-        ));
+    let result = |c: &Check| if c.passed { "passed" } else { "FAILED" };
+    if d.commit_checks.is_empty() {
+        s.push_str("\n## Verification\n\n| command | result | seconds |\n| --- | --- | ---: |\n");
+        for c in d.checks {
+            s.push_str(&format!(
+                "| `{}` | {} | {:.1} |\n",
+                c.command,
+                result(c),
+                c.seconds
+            ));
+        }
+    } else {
+        s.push_str("\n## Verification\n\nEvery commit, checked out on its own:\n\n| commit | command | result | seconds |\n| --- | --- | --- | ---: |\n");
+        for cc in d.commit_checks {
+            for c in &cc.checks {
+                s.push_str(&format!(
+                    "| {} {} | `{}` | {} | {:.1} |\n",
+                    cc.id,
+                    cc.subject.replace('|', "\\|"),
+                    c.command,
+                    result(c),
+                    c.seconds
+                ));
+            }
+        }
+    }
+    if let Some(statement) = d.statement {
+        s.push('\n');
+        s.push_str(statement.trim_end());
+        s.push('\n');
     }
     if !d.todo.is_empty() {
         s.push_str("\n## Before opening\n\n");
@@ -125,22 +192,48 @@ pub fn render(d: &Description) -> String {
 mod tests {
     use super::*;
 
+    fn conventions(news: News) -> Conventions {
+        Conventions {
+            source: "https://x.org/c".into(),
+            title: Some("refactor: {title}".into()),
+            news,
+            news_default: None,
+            checks: vec![],
+            verify_each_commit: false,
+            keep_author: false,
+            statement: None,
+        }
+    }
+
     #[test]
-    fn conventions() {
-        assert_eq!(
-            Convention::of("https://github.com/PyO3/pyo3"),
-            Convention::Pyo3
-        );
-        assert_eq!(
-            Convention::of("https://github.com/python/cpython"),
-            Convention::Cpython
-        );
-        let (file, _) = Convention::Pyo3
-            .news_file("abi", "Use enums", None)
-            .unwrap();
+    fn rules() {
+        let pyo3 = Rules::of("https://github.com/PyO3/pyo3", None);
+        let (file, _) = pyo3.news_file("abi", "Use enums", None).unwrap();
         assert_eq!(file, "newsfragments/PLACEHOLDER-abi.changed.md");
-        assert_eq!(Convention::Cpython.todo("Fix x").len(), 2);
-        assert_eq!(Convention::Cpython.todo("gh-1: Fix x").len(), 1);
+        assert_eq!(pyo3.news_file("abi", "Use enums", Some("none")), None);
+        assert_eq!(pyo3.title("Use enums"), "Use enums");
+        let cpython = Rules::of("https://github.com/python/cpython", None);
+        assert_eq!(cpython.todo("Fix x", true).len(), 2);
+        assert_eq!(cpython.todo("gh-1: Fix x", true).len(), 1);
+        assert_eq!(cpython.todo("gh-1: Fix x", false).len(), 0);
+        let (file, _) = cpython.news_file("g", "Fix x", None).unwrap();
+        assert_eq!(file, "Misc/NEWS.d/next/Library/PLACEHOLDER-g.rst");
+        // Conventions replace what the address implies.
+        let none = Rules::of(
+            "https://github.com/PyO3/pyo3",
+            Some(&conventions(News::None)),
+        );
+        assert_eq!(none.news_file("abi", "Use enums", None), None);
+        assert_eq!(none.news_file("abi", "Use enums", Some("fixed")), None);
+        assert_eq!(none.title("Use enums"), "refactor: Use enums");
+        assert!(none.todo("Use enums", false).is_empty());
+        let rst = Rules::of("https://x.org/y", Some(&conventions(News::TowncrierRst)));
+        let (file, _) = rst.news_file("g", "T", Some("bugfix")).unwrap();
+        assert_eq!(file, "newsfragments/PLACEHOLDER-g.bugfix.rst");
+        assert_eq!(
+            rst.news_file("g", "T", None).unwrap().0,
+            "newsfragments/PLACEHOLDER-g.misc.rst"
+        );
     }
 
     #[test]
@@ -155,17 +248,28 @@ mod tests {
             seconds: 12.34,
         }];
         let todo = vec!["rename it".to_string()];
-        let text = render(&Description {
+        let mut d = Description {
             title: "Enums",
             body: Some("Part 2."),
             commits: &commits,
             depends_on: Some("base"),
             checks: &checks,
+            commit_checks: &[],
+            statement: None,
             todo: &todo,
-        });
+        };
         assert_eq!(
-            text,
+            render(&d),
             "# Enums\n\nPart 2.\n\nThis builds on the pull request from branch `pr/base`; review and merge that one first.\n\n## Commits\n\n- Use an enum (abc123)\n\n### Use an enum\n\nBecause booleans hide meaning.\n\n## Verification\n\n| command | result | seconds |\n| --- | --- | ---: |\n| `cargo check` | passed | 12.3 |\n\n## Before opening\n\n- rename it\n"
         );
+        let per_commit = vec![CommitChecks {
+            id: "abc123".into(),
+            subject: "Use an enum".into(),
+            checks: checks.clone(),
+        }];
+        d.commit_checks = &per_commit;
+        d.statement = Some("Written by a person.\n");
+        d.todo = &[];
+        assert!(render(&d).ends_with("## Verification\n\nEvery commit, checked out on its own:\n\n| commit | command | result | seconds |\n| --- | --- | --- | ---: |\n| abc123 Use an enum | `cargo check` | passed | 12.3 |\n\nWritten by a person.\n"));
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask export-prs`: turn a stack's `prs:` groups into `pr/<name>` branches, each
 //! verified on its own, with its description written; find hidden dependencies; push to a fork.
 
+mod commits;
 mod describe;
 mod plan;
 
@@ -11,19 +12,21 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use crate::git::{self, AmOutcome, Checkout};
+use crate::git::{self, AmOutcome, Checkout, Proposer};
 use crate::manifest::{PatchName, PrGroup, Source};
 use crate::stack::{self, Layout, Project};
-use describe::{Check, Convention};
+use describe::{Check, CommitChecks, Rules};
 
 /// Split a stack into pull-request branches `pr/<name>`, verify each on its own, and write
 /// their descriptions to `target/xtask/prs/<project>/<name>.md`.
 ///
 /// Groups come from `prs:` in `stack.yaml`. An independent group is based on the newest
 /// upstream `track`; a stacked one (`depends_on`) on its dependency's branch. Each branch runs
-/// the stack's `verify` commands, with one cargo target directory shared by all branches. A
-/// group that only works on top of another is named with the `depends_on` line it needs.
-/// Running it again with nothing changed does nothing.
+/// the stack's `verify` commands and upstream's `conventions.checks`, with one cargo target
+/// directory shared by all branches (and, with `verify_each_commit`, every commit of each).
+/// A group that only works on top of another is named with the `depends_on` line it needs.
+/// Commits carry your git identity (`user.name`, `user.email`). Running it again with
+/// nothing changed does nothing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The stack (default: every stack with `prs:`).
@@ -50,6 +53,12 @@ struct State {
 struct GroupState {
     tip: String,
     checks: Vec<Check>,
+    /// The commands those checks ran: other commands mean verifying again.
+    #[serde(default)]
+    commands: Vec<String>,
+    /// Each commit's checks, when every commit was verified.
+    #[serde(default)]
+    commits: Vec<CommitChecks>,
     /// Remote name -> the tip last pushed there.
     #[serde(default)]
     pushed: BTreeMap<String, String>,
@@ -84,6 +93,9 @@ struct Built {
     tip: String,
     changed: bool,
     checks: Vec<Check>,
+    commits: Vec<CommitChecks>,
+    /// Whether the branch got a news placeholder.
+    news: bool,
     problem: Option<String>,
 }
 
@@ -147,6 +159,8 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         return Ok(());
     }
 
+    // Fail before any work when there is no one to commit as.
+    let who = Checkout::new(sh, &layout.root).proposer()?;
     // The checkout holds the branches; it must match its stack.
     crate::ops::sync_one(sh, layout, project, false)
         .context("the checkout must match its stack before an export")?;
@@ -165,10 +179,12 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    let convention = Convention::of(url);
+    let rules = Rules::of(url, project.stack.conventions.as_ref());
     let cargo_target = VerifyEnv {
         cargo_target: dir.join("cargo-target"),
         layout: layout.clone(),
+        rules,
+        who,
     };
 
     let mut tips: BTreeMap<String, String> = BTreeMap::new();
@@ -187,21 +203,10 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             None => upstream.clone(),
         };
         let previous = state.groups.get(&g.name).cloned().unwrap_or_default();
-        let built = build_group(
-            sh,
-            &co,
-            project,
-            g,
-            &base,
-            &dir,
-            &cargo_target,
-            convention,
-            &previous,
-        )?;
+        let built = build_group(sh, &co, project, g, &base, &dir, &cargo_target, &previous)?;
         if let Some(problem) = &built.problem {
             // Does it stand on another group without saying so?
-            let hint =
-                hidden_dependency(sh, &co, project, g, &tips, &dir, &cargo_target, convention)?;
+            let hint = hidden_dependency(sh, &co, project, g, &tips, &dir, &cargo_target)?;
             let hint = hint.map_or(String::new(), |other| {
                 format!("; it works on top of `{other}`: add `depends_on: [{other}]` to group `{}` in {}", g.name, layout.show(&project.manifest_path))
             });
@@ -216,7 +221,7 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             "xtask: export-prs",
         )?;
         tips.insert(g.name.clone(), built.tip.clone());
-        write_description(&co, &dir, g, &base, &built, convention)?;
+        write_description(&co, &dir, g, &base, &built, &cargo_target.rules)?;
         let verified: f64 = built.checks.iter().map(|c| c.seconds).sum();
         rows.push(format!(
             "pr/{:<24} {} {}  {}",
@@ -229,6 +234,11 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
             },
             if built.checks.is_empty() {
                 "no verify commands".to_string()
+            } else if built.changed && !built.commits.is_empty() {
+                format!(
+                    "verified commit by commit, {} commit(s) ({verified:.1} s)",
+                    built.commits.len()
+                )
             } else if built.changed {
                 format!("verified ({verified:.1} s)")
             } else {
@@ -238,6 +248,8 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
         let entry = state.groups.entry(g.name.clone()).or_default();
         entry.tip = built.tip.clone();
         entry.checks = built.checks.clone();
+        entry.commands = cargo_target.commands(project);
+        entry.commits = built.commits.clone();
     }
     let mut pushed = 0;
     if let Some(remote) = &args.push {
@@ -279,8 +291,8 @@ fn export(sh: &Shell, layout: &Layout, project: &Project, args: &Args) -> Result
     Ok(())
 }
 
-/// Builds one group's branch in a worktree on `base` and verifies it (unless this exact tip
-/// was verified before).
+/// Builds one group's branch in a worktree on `base`, committed as the proposer, and
+/// verifies it (unless this exact tip was verified before with the same commands).
 #[allow(clippy::too_many_arguments)]
 fn build_group(
     sh: &Shell,
@@ -289,11 +301,11 @@ fn build_group(
     g: &PrGroup,
     base: &str,
     dir: &Path,
-    cargo_target: &VerifyEnv,
-    convention: Convention,
+    env: &VerifyEnv,
     previous: &GroupState,
 ) -> Result<Built> {
-    let wt = co.worktree_at(&dir.join("worktrees").join(&g.name), base)?;
+    let path = dir.join("worktrees").join(&g.name);
+    let wt = co.worktree_at(&path, base)?;
     let patches: Vec<PathBuf> = g.patches.iter().map(|p| project.patch_path(p)).collect();
     if let AmOutcome::Stopped { .. } = wt.am(&patches)? {
         let n = wt.am_current().unwrap_or(0);
@@ -306,30 +318,53 @@ fn build_group(
             tip: String::new(),
             changed: false,
             checks: vec![],
+            commits: vec![],
+            news: false,
             problem: Some(format!("`{which}` does not apply on {}", git::short(base))),
         });
     }
-    if let Some((file, text)) = convention.news_file(&g.name, &g.title, g.news.as_deref()) {
-        add_news(&wt, &file, &text)?;
+    let news = env.rules.news_file(&g.name, &g.title, g.news.as_deref());
+    if let Some((file, text)) = &news {
+        add_news(&wt, file, text)?;
     }
-    let tip = git::head_commit(&wt.open()?)
-        .context("no HEAD in the worktree")?
-        .to_string();
+    // `am` and the news commit are by the tool; the branch is the proposer's.
+    let repo = wt.open()?;
+    let applied = git::head_commit(&repo).context("no HEAD in the worktree")?;
+    let keep = if env.rules.keep_author {
+        g.patches.len()
+    } else {
+        0
+    };
+    let tip = git::restamp(&repo, git2::Oid::from_str(base)?, applied, &env.who, keep)?.to_string();
+    let wt = co.worktree_at(&path, &tip)?;
     let changed = previous.tip != tip;
-    let checks =
-        if !changed && !previous.checks.is_empty() && previous.checks.iter().all(|c| c.passed) {
-            previous.checks.clone()
-        } else {
-            verify(sh, project, &wt, cargo_target)?
-        };
-    let problem = checks
-        .iter()
-        .find(|c| !c.passed)
-        .map(|c| format!("`{}` failed on the branch", c.command));
+    let commands = env.commands(project);
+    let reuse = !changed
+        && previous.commands == commands
+        && !previous.checks.is_empty()
+        && previous.checks.iter().all(|c| c.passed)
+        && (!env.rules.each_commit || !previous.commits.is_empty());
+    let (checks, commits, problem) = if reuse {
+        (previous.checks.clone(), previous.commits.clone(), None)
+    } else if env.rules.each_commit {
+        let (commits, problem) =
+            commits::verify_each(co, &path, base, &tip, |wt| verify(sh, project, wt, env))?;
+        let tip_checks = commits.last().map(|c| c.checks.clone()).unwrap_or_default();
+        (tip_checks, commits, problem)
+    } else {
+        let checks = verify(sh, project, &wt, env)?;
+        let problem = checks
+            .iter()
+            .find(|c| !c.passed)
+            .map(|c| format!("`{}` failed on the branch", c.command));
+        (checks, vec![], problem)
+    };
     Ok(Built {
         tip,
         changed,
         checks,
+        commits,
+        news: news.is_some(),
         problem,
     })
 }
@@ -348,19 +383,34 @@ fn add_news(wt: &Checkout, file: &str, text: &str) -> Result<()> {
     wt.commit_file_as_tool(file, &message)
 }
 
-/// What verify commands run with: their own cargo target folder, and the layout their
-/// variables come from (worked out when a branch is verified: an unchanged one needs no
-/// interpreters).
+/// What branches are made and verified with: their own cargo target folder, the layout the
+/// commands' variables come from (worked out when a branch is verified: an unchanged one
+/// needs no interpreters), upstream's rules and the proposer.
 struct VerifyEnv {
     cargo_target: PathBuf,
     layout: Layout,
+    rules: Rules,
+    who: Proposer,
+}
+
+impl VerifyEnv {
+    /// The stack's `verify:` commands, then upstream's checks.
+    fn commands(&self, project: &Project) -> Vec<String> {
+        project
+            .stack
+            .verify
+            .iter()
+            .chain(&self.rules.checks)
+            .cloned()
+            .collect()
+    }
 }
 
 fn verify(sh: &Shell, project: &Project, wt: &Checkout, env: &VerifyEnv) -> Result<Vec<Check>> {
     crate::ops::checks::run_checks(
         sh,
         &wt.dir,
-        &project.stack.verify,
+        &env.commands(project),
         &crate::ops::checks::variables(&env.layout, project)?,
         &[("CARGO_TARGET_DIR", &env.cargo_target)],
         false,
@@ -378,7 +428,6 @@ fn hidden_dependency(
     tips: &BTreeMap<String, String>,
     dir: &Path,
     cargo_target: &VerifyEnv,
-    convention: Convention,
 ) -> Result<Option<String>> {
     for (other, tip) in tips {
         if g.depends_on.contains(other) {
@@ -392,7 +441,6 @@ fn hidden_dependency(
             tip,
             &dir.join("probe"),
             cargo_target,
-            convention,
             &GroupState::default(),
         )?;
         if probe.problem.is_none() {
@@ -408,7 +456,7 @@ fn write_description(
     g: &PrGroup,
     base: &str,
     built: &Built,
-    convention: Convention,
+    rules: &Rules,
 ) -> Result<()> {
     let repo = co.open()?;
     let commits: Vec<(String, String)> = git::commits_between(
@@ -426,13 +474,16 @@ fn write_description(
         (git::short(id), plan::public_message(&message))
     })
     .collect();
-    let todo = convention.todo(&g.title);
+    let title = rules.title(&g.title);
+    let todo = rules.todo(&title, built.news);
     let text = describe::render(&describe::Description {
-        title: &g.title,
+        title: &title,
         body: g.body.as_deref(),
         commits: &commits,
         depends_on: g.depends_on.first().map(|s| s.as_str()),
         checks: &built.checks,
+        commit_checks: &built.commits,
+        statement: rules.statement.as_deref(),
         todo: &todo,
     });
     crate::fsx::write_if_changed(&dir.join(format!("{}.md", g.name)), text.as_bytes())?;

@@ -13,12 +13,14 @@ use xshell::{Shell, cmd};
 mod apply;
 mod cli;
 mod history;
+mod identity;
 mod index;
 mod store;
 mod worktree;
 pub use apply::AmOutcome;
 use cli::FIXED_CONFIG;
 pub use history::UpstreamChange;
+pub use identity::{Proposer, restamp};
 pub use store::{STORE_DIR, Store};
 
 /// The committer every commit made by the tool carries, so that applying the same series to

@@ -6,6 +6,7 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
+mod conventions;
 mod edit;
 pub mod experiment;
 mod guard;
@@ -13,6 +14,7 @@ mod name;
 mod source;
 mod values;
 
+pub use conventions::{Conventions, NO_NEWS, News};
 pub use edit::{with_base, with_series};
 pub use experiment::{Experiment, Installer, Interpreter, RoleKind};
 pub use guard::{MAX_BRACKETS, MAX_DEPTH, token};
@@ -40,6 +42,9 @@ pub struct Stack {
     /// Commands that must pass on every exported pull-request branch (no shell: each string
     /// is split on whitespace).
     pub verify: Vec<String>,
+    /// How upstream wants its pull requests (`conventions:`); `None`: the habits export-prs
+    /// knows from the upstream's address.
+    pub conventions: Option<Conventions>,
 }
 
 /// `stack.yaml` as written, before `parse` pairs `upstream:` with `base:` into a [`Source`].
@@ -58,6 +63,8 @@ struct RawStack {
     prs: Vec<PrGroup>,
     #[serde(default)]
     verify: Vec<String>,
+    #[serde(default)]
+    conventions: Option<Conventions>,
 }
 
 /// One pull request `export-prs` makes from part of the series.
@@ -75,8 +82,8 @@ pub struct PrGroup {
     /// The description's opening text; the commit messages follow it.
     #[serde(default)]
     pub body: Option<String>,
-    /// The news entry's type where upstream wants one (PyO3: added, changed, fixed, removed,
-    /// packaging); default `changed`.
+    /// The news entry's type or section where upstream wants one (PyO3: added, changed,
+    /// fixed, removed, packaging), or `none` for no entry; default `conventions.news_default`.
     #[serde(default)]
     pub news: Option<String>,
 }
@@ -203,6 +210,7 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
         build: raw.build,
         prs: raw.prs,
         verify: raw.verify,
+        conventions: raw.conventions,
     };
     if stack.track.trim().is_empty() {
         bail!("{file}:{}:1: `track` is empty", line_of("track"));
@@ -239,6 +247,12 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
                     guard::token(&d.sdist)
                 );
             }
+        }
+    }
+    if let Some(c) = &stack.conventions {
+        let at = line_of("conventions");
+        if let Some(why) = c.problem() {
+            bail!("{file}:{at}:1: in `conventions`: {why}");
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -379,6 +393,40 @@ mod tests {
         ] {
             let err = parse("stack.yaml", &text).unwrap_err().to_string();
             assert!(err.contains(want), "got {err}");
+        }
+    }
+
+    #[test]
+    fn conventions_parse_and_refusals_name_the_line() {
+        let conv = "conventions:\n  source: https://example.org/CONTRIBUTING.md\n  title: \"refactor: {title}\"\n  news: towncrier-rst\n  news_default: misc\n  checks: [ruff check]\n  verify_each_commit: true\n  statement: |\n    Written with help.\n";
+        let s = parse("stack.yaml", &format!("{GIT}{conv}")).unwrap();
+        let c = s.conventions.unwrap();
+        assert_eq!(c.news, News::TowncrierRst);
+        assert_eq!(c.title_for("X"), "refactor: X");
+        assert!(c.verify_each_commit && !c.keep_author);
+        assert_eq!(c.statement.as_deref(), Some("Written with help.\n"));
+        assert_eq!(parse("stack.yaml", GIT).unwrap().conventions, None);
+        for (extra, want) in [
+            (
+                "conventions:\n  source: https://x.org/c\n  colour: red\n".to_string(),
+                "stack.yaml:7:3: conventions: unknown field `colour`, expected one of `source`",
+            ),
+            (
+                "conventions:\n  news: none\n".to_string(),
+                "stack.yaml:6:3: conventions: missing field `source`",
+            ),
+            (
+                "conventions:\n  source: https://x.org/c\n  news: newsfile\n".to_string(),
+                "stack.yaml:7:9: conventions.news: unknown variant `newsfile`, expected one of `none`, `towncrier-md`, `towncrier-rst`, `cpython-blurb`",
+            ),
+            (
+                "conventions:\n  source: https://x.org/c\n  title: refactor\n".to_string(),
+                "stack.yaml:5:1: in `conventions`: `title: refactor` must contain `{title}`",
+            ),
+        ] {
+            let text = GIT.replace("series: []\n", "") + &extra;
+            let err = parse("stack.yaml", &text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{extra:?}: got {err}");
         }
     }
 

@@ -165,6 +165,7 @@ pub fn variables(layout: &Layout, project: &Project) -> Result<Vars> {
         .stack
         .verify
         .iter()
+        .chain(project.stack.conventions.iter().flat_map(|c| &c.checks))
         .flat_map(|c| c.split_whitespace())
         .collect();
     let needs_python = words

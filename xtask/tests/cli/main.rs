@@ -6,6 +6,7 @@ mod audit;
 mod claims;
 mod concurrency;
 mod conflicts;
+mod conventions;
 mod export;
 mod names;
 mod protection;
