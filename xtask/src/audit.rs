@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use xshell::Shell;
 
 use crate::stable_abi::list::StableAbi;
-use crate::stable_abi::{self, Verdict, WheelAudit};
+use crate::stable_abi::{self, Verdict, WheelAudit, shown};
 use crate::stack::Layout;
 
 /// Check wheels against CPython's own list of the Stable ABI.
@@ -75,7 +75,7 @@ impl Args {
                 print_audit(a)?;
             }
             for (w, e) in &errors {
-                crate::outln!("{w}: error: {e}");
+                crate::outln!("{}: error: {}", shown(w), shown(e));
             }
         }
         let bad = audits
@@ -116,12 +116,12 @@ fn print_audit(a: &WheelAudit) -> Result<()> {
     match a.verdict {
         Verdict::Skipped => crate::outln!(
             "{}: skipped (its tags claim no Stable ABI: {})",
-            a.wheel,
-            a.tags.join(", ")
+            shown(&a.wheel),
+            shown(&a.tags.join(", "))
         ),
         Verdict::Clean => crate::outln!(
             "{}: clean ({claim}; {} shared object{}, {symbols} C-API symbols checked)",
-            a.wheel,
+            shown(&a.wheel),
             a.modules.len(),
             if a.modules.len() == 1 { "" } else { "s" }
         ),
@@ -129,7 +129,7 @@ fn print_audit(a: &WheelAudit) -> Result<()> {
             let lines = a.lines();
             crate::outln!(
                 "{}: {} violation{} ({claim})",
-                a.wheel,
+                shown(&a.wheel),
                 lines.len(),
                 if lines.len() == 1 { "" } else { "s" }
             );
@@ -141,7 +141,7 @@ fn print_audit(a: &WheelAudit) -> Result<()> {
     for f in a.findings.iter().filter(|f| f.waived.is_some()) {
         crate::outln!(
             "  waived: {} {}: {}",
-            f.module,
+            shown(&f.module),
             f.violation.rule.as_str(),
             f.waived.as_deref().unwrap_or_default()
         );
@@ -168,6 +168,9 @@ fn wheels(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = fs_err::metadata(p)?;
+        if meta.is_dir() && p.extension().is_some_and(|x| x == "whl") {
+            bail!("`{}` is a folder, not a wheel", p.display());
+        }
         if meta.is_dir() {
             let mut found: Vec<PathBuf> = fs_err::read_dir(p)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -178,8 +181,11 @@ fn wheels(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
             found.sort();
             out.extend(found);
-        } else {
+        } else if meta.is_file() {
             out.push(p.clone());
+        } else {
+            // A FIFO or device would block the read or never end.
+            bail!("`{}` is not a regular file or a folder", p.display());
         }
     }
     Ok(out)

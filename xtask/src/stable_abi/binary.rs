@@ -139,9 +139,19 @@ pub fn read(data: &[u8]) -> Result<Vec<Binary>> {
     }
 }
 
+/// The most architectures a universal binary may hold (real ones have two or three; a
+/// hostile one could list a slice a million times).
+const MAX_ARCHES: usize = 16;
+
 fn fat<Fat: FatArch>(data: &[u8]) -> Result<Vec<Binary>> {
     let file = MachOFatFile::<Fat>::parse(data)
         .map_err(|e| anyhow!("reading the universal binary's header: {e}"))?;
+    if file.arches().len() > MAX_ARCHES {
+        bail!(
+            "a universal binary listing {} architectures (more than {MAX_ARCHES})",
+            file.arches().len()
+        );
+    }
     let mut out = Vec::new();
     for arch in file.arches() {
         let slice = arch
@@ -168,6 +178,16 @@ fn one(data: &[u8]) -> Result<Binary> {
         object::BinaryFormat::Pe => Format::Pe,
         other => bail!("a {other:?} object, not an ELF, Mach-O or PE shared library"),
     };
+    // Without section headers a linked ELF module still loads, but its dynamic symbols are
+    // found only through the section table here: refuse rather than pass it as clean.
+    if format == Format::Elf
+        && file.kind() != object::ObjectKind::Relocatable
+        && file.section_by_name(".dynsym").is_none()
+    {
+        bail!(
+            "an ELF module without a `.dynsym` section (section headers stripped?): its symbols cannot be audited"
+        );
+    }
     let unmangle = |name: &[u8]| {
         let name = text(name);
         match format {

@@ -23,18 +23,26 @@ impl Version {
     /// `3.15` as written in `added = '3.15'`.
     pub fn parse(text: &str) -> Option<Version> {
         let (major, minor) = text.split_once('.')?;
-        Some(Version::new(major.parse().ok()?, minor.parse().ok()?))
+        let num = |s: &str| {
+            (!s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        Some(Version::new(num(major)?, num(minor)?))
     }
 
-    /// A wheel's CPython tag, `cp315` (or `cp3` with no minor, meaning 3.0).
+    /// A wheel's CPython 3 tag, `cp315` (or `cp3` with no minor, meaning 3.0); `None` for
+    /// anything else (`cp2`, `cp0315`, `cp3999999`).
     pub fn from_python_tag(tag: &str) -> Option<Version> {
-        let digits = tag.strip_prefix("cp")?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let minor = tag.strip_prefix("cp3")?;
+        if minor.len() > 3
+            || !minor.bytes().all(|b| b.is_ascii_digit())
+            || (minor.starts_with('0') && minor.len() > 1)
+        {
             return None;
         }
-        let (major, minor) = digits.split_at(1);
         Some(Version::new(
-            major.parse().ok()?,
+            3,
             if minor.is_empty() {
                 0
             } else {
@@ -142,6 +150,15 @@ impl StableAbi {
 
     /// Reads and parses the list at `path`.
     pub fn load(path: &std::path::Path) -> Result<StableAbi> {
+        // CPython's file is about 70 KB; a file a thousand times that is not it.
+        const MAX: u64 = 64 << 20;
+        let size = fs_err::metadata(path)?.len();
+        if size > MAX {
+            bail!(
+                "`{}` is {size} bytes: too large to be CPython's Misc/stable_abi.toml",
+                path.display()
+            );
+        }
         let text = fs_err::read_to_string(path).context("reading the Stable ABI list")?;
         StableAbi::parse(&text, &path.display().to_string())
     }
@@ -254,5 +271,16 @@ mod tests {
         assert_eq!(Version::from_python_tag("py3"), None);
         assert_eq!(Version::from_python_tag("cp3x"), None);
         assert_eq!(Version::from_python_tag("cp"), None);
+        for bad in [
+            "cp2",
+            "cp40",
+            "cp0315",
+            "cp3999999999999999999",
+            "cp3\u{ff11}\u{ff15}",
+        ] {
+            assert_eq!(Version::from_python_tag(bad), None, "{bad}");
+        }
+        assert_eq!(Version::parse("+3.+16"), None);
+        assert_eq!(Version::parse("4294967295.4294967295"), None);
     }
 }

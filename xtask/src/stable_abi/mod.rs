@@ -116,30 +116,46 @@ impl WheelAudit {
         self.findings.iter().filter(|f| f.waived.is_none())
     }
 
-    /// One line per failing finding: `wheel: module [arch]: symbol: reason (rule)`.
+    /// One line per failing finding: `wheel: module [arch]: symbol: reason (rule)`. Names
+    /// from the archive are escaped, so a newline or terminal escape in a member's name
+    /// cannot forge a line of the report.
     pub fn lines(&self) -> Vec<String> {
         self.failing()
             .map(|f| {
-                let mut s = format!("{}: ", self.wheel);
+                let mut s = format!("{}: ", shown(&self.wheel));
                 if !f.module.is_empty() {
-                    s.push_str(&f.module);
+                    s.push_str(&shown(&f.module));
                     if let Some(a) = &f.arch {
                         s.push_str(&format!(" [{a}]"));
                     }
                     s.push_str(": ");
                 }
                 if let Some(sym) = &f.violation.symbol {
-                    s.push_str(&format!("`{sym}`: "));
+                    s.push_str(&format!("`{}`: ", shown(sym)));
                 }
                 s.push_str(&format!(
                     "{} ({})",
-                    f.violation.reason,
+                    shown(&f.violation.reason),
                     f.violation.rule.as_str()
                 ));
                 s
             })
             .collect()
     }
+}
+
+/// Text from an archive, for a line of output: control characters (newlines, terminal
+/// escapes, NUL) written as `\u{..}`, so no name can forge or colour a line.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Audits the wheel file at `path`. A wheel that cannot be read at all is an error; a module
@@ -152,7 +168,7 @@ pub fn audit_wheel(path: &Path, abi: &StableAbi, waivers: &[Waiver]) -> Result<W
         .to_string();
     let name = wheel::WheelName::parse(&file)?;
     let tags = name.tags();
-    let Some(claim) = name.claim() else {
+    let Some(claim) = name.claim()? else {
         return Ok(WheelAudit {
             wheel: file,
             verdict: Verdict::Skipped,
@@ -166,6 +182,7 @@ pub fn audit_wheel(path: &Path, abi: &StableAbi, waivers: &[Waiver]) -> Result<W
     let mut judged = Vec::new();
     let wheel_text = wheel::read(
         path,
+        &name,
         |m| rules::classify(m).is_some(),
         |m, bytes| judged.extend(audit_module(claim, m, bytes, abi)),
     )?;
@@ -276,7 +293,31 @@ fn finish(
     waivers: &[Waiver],
 ) -> WheelAudit {
     let mut found: Vec<Found> = Vec::new();
-    let wheel_tags = wheel_text.map(wheel::wheel_tags).unwrap_or_default();
+    let wheel_finding = |reason: String| {
+        (
+            String::new(),
+            None,
+            Violation {
+                rule: Rule::Tags,
+                symbol: None,
+                reason,
+            },
+        )
+    };
+    let wheel_tags = match wheel_text.map(wheel::wheel_tags) {
+        Some(Ok(tags)) if tags.is_empty() => {
+            found.push(wheel_finding(
+                "the wheel's `WHEEL` file has no `Tag:` lines: its tags cannot be checked".into(),
+            ));
+            Vec::new()
+        }
+        Some(Ok(tags)) => tags,
+        Some(Err(e)) => {
+            found.push(wheel_finding(format!("{e:#}")));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     if wheel_text.is_none() {
         found.push((
             String::new(),
@@ -284,12 +325,17 @@ fn finish(
             Violation {
                 rule: Rule::Tags,
                 symbol: None,
-                reason: "the wheel has no `<name>.dist-info/WHEEL`: its tags cannot be checked"
+                reason: "the wheel has no `<name>-<version>.dist-info/WHEEL` of its own name: its tags cannot be checked"
                     .into(),
             },
         ));
     }
-    for v in rules::tags(&tags, &wheel_tags, claim) {
+    let compare = if wheel_tags.is_empty() {
+        &tags
+    } else {
+        &wheel_tags
+    };
+    for v in rules::tags(&tags, compare, claim) {
         found.push((String::new(), None, v));
     }
     let mut modules = Vec::new();
@@ -347,7 +393,7 @@ mod tests {
         audit_contents(
             "m.whl".into(),
             name.tags(),
-            name.claim().unwrap(),
+            name.claim().unwrap().unwrap(),
             contents,
             &abi,
             waivers,
@@ -405,11 +451,33 @@ mod tests {
         let lines = a.lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
-            lines[0].contains("no `<name>.dist-info/WHEEL`"),
+            lines[0].contains("no `<name>-<version>.dist-info/WHEEL`"),
             "{lines:?}"
         );
         assert!(
             lines[1].starts_with("m.whl: m.abi3t.so: cannot be read: not a"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_wheel_file_without_tags_is_a_finding_and_names_cannot_forge_lines() {
+        let m = object_with(BinaryFormat::Elf, &["PyLong_FromLong"], &["PyInit_x"]);
+        let a = audit(
+            vec![("pkg/x\n\x1b[32mok.abi3t.so", m)],
+            Some("Wheel-Version: 1.0\n"),
+            &[],
+        );
+        let lines = a.lines();
+        assert!(lines[0].contains("has no `Tag:` lines"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains('\n') && !l.contains('\x1b')),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains("pkg/x\\u{a}\\u{1b}[32mok.abi3t.so"),
             "{lines:?}"
         );
     }

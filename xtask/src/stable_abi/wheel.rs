@@ -13,6 +13,15 @@ use super::rules::Claim;
 /// megabytes; a member claiming more is refused rather than filling memory).
 const MAX_MEMBER: u64 = 1 << 30;
 
+/// The most `WHEEL` text the audit reads (real ones are a few hundred bytes).
+const MAX_WHEEL: u64 = 1 << 20;
+
+/// The most values one part of a tag may list (`manylinux_2_17_x86_64.manylinux2014_x86_64`
+/// is two), and the most tags a wheel may expand to: a compressed tag set is a product, and
+/// a hostile one would otherwise take gigabytes.
+const MAX_TAG_PARTS: usize = 32;
+const MAX_TAGS: usize = 1024;
+
 /// A wheel file name's parts, tags expanded (`abi3.abi3t` is two abi tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WheelName {
@@ -38,6 +47,12 @@ impl WheelName {
         };
         let split = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
         let [python, abi, platform] = rest;
+        if [python, abi, platform]
+            .iter()
+            .any(|p| p.split('.').count() > MAX_TAG_PARTS)
+        {
+            bail!("`{file}` names more than {MAX_TAG_PARTS} values in one tag");
+        }
         Ok(WheelName {
             name: name.to_string(),
             version: version.to_string(),
@@ -61,36 +76,66 @@ impl WheelName {
     }
 
     /// What the tags promise, or `None` when they promise no Stable ABI (a version-specific
-    /// or pure-Python wheel: nothing for this audit to check).
-    pub fn claim(&self) -> Option<Claim> {
+    /// or pure-Python wheel: nothing for this audit to check). Tagged abi3 or abi3t without a
+    /// `cp3XY` tag this can read is an error, never a skip.
+    pub fn claim(&self) -> Result<Option<Claim>> {
         let abi3 = self.abi.iter().any(|a| a == "abi3");
         let abi3t = self.abi.iter().any(|a| a == "abi3t");
         if !abi3 && !abi3t {
-            return None;
+            return Ok(None);
         }
         let python = self
             .python
             .iter()
             .filter_map(|p| Version::from_python_tag(p))
-            .min()?;
-        Some(Claim {
+            .min()
+            .with_context(|| {
+                format!(
+                    "tagged for the Stable ABI but its python tags ({}) name no CPython 3 version like `cp315`",
+                    self.python.join(".")
+                )
+            })?;
+        Ok(Some(Claim {
             python,
             abi3,
             abi3t,
-        })
+        }))
+    }
+
+    /// The dist-info folder the wheel's own metadata must be in (`name-version.dist-info`),
+    /// compared as the wheel spec normalizes names: case-insensitive, `-` and `.` as `_`.
+    pub fn is_own_dist_info(&self, folder: &str) -> bool {
+        let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '.'], "_");
+        folder
+            .strip_suffix(".dist-info")
+            .and_then(|f| f.rsplit_once('-'))
+            .is_some_and(|(n, v)| norm(n) == norm(&self.name) && norm(v) == norm(&self.version))
     }
 }
 
 /// `Tag:` lines of a `WHEEL` file, expanded: some tools (maturin before 1.0) wrote a
 /// compressed tag set such as `cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64` there.
-pub fn wheel_tags(wheel: &str) -> Vec<String> {
+pub fn wheel_tags(wheel: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for tag in wheel.lines().filter_map(|l| l.strip_prefix("Tag:")) {
+    // Email-header style: the key is case-insensitive.
+    let tags = wheel.lines().filter_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        key.trim().eq_ignore_ascii_case("tag").then_some(value)
+    });
+    for tag in tags {
         let parts: Vec<&str> = tag.trim().split('-').collect();
         let [python, abi, platform] = parts.as_slice() else {
-            out.push(tag.trim().to_string());
-            continue;
+            bail!(
+                "WHEEL has a `Tag:` line that is not python-abi-platform: `{}`",
+                tag.trim().escape_debug()
+            );
         };
+        if [python, abi, platform]
+            .iter()
+            .any(|p| p.split('.').count() > MAX_TAG_PARTS)
+        {
+            bail!("WHEEL has a `Tag:` line with more than {MAX_TAG_PARTS} values in one part");
+        }
         for p in python.split('.') {
             for a in abi.split('.') {
                 for pl in platform.split('.') {
@@ -98,10 +143,13 @@ pub fn wheel_tags(wheel: &str) -> Vec<String> {
                 }
             }
         }
+        if out.len() > MAX_TAGS {
+            bail!("WHEEL's `Tag:` lines name more than {MAX_TAGS} tags");
+        }
     }
     out.sort();
     out.dedup();
-    out
+    Ok(out)
 }
 
 /// A wheel's contents that the audit needs, in memory (for tests: `read` streams them).
@@ -117,6 +165,7 @@ pub struct Contents {
 /// it is read, one at a time, and returns the `WHEEL` file's text if there is one.
 pub fn read(
     path: &Path,
+    name: &WheelName,
     is_shared: impl Fn(&str) -> bool,
     mut each: impl FnMut(&str, &[u8]),
 ) -> Result<Option<String>> {
@@ -131,32 +180,44 @@ pub fn read(
         if member.is_dir() {
             continue;
         }
-        let name = String::from_utf8_lossy(member.name_raw()).into_owned();
-        let top_wheel = name.ends_with(".dist-info/WHEEL") && name.matches('/').count() == 1;
+        let member_name = String::from_utf8_lossy(member.name_raw()).into_owned();
+        let top_wheel = member_name
+            .strip_suffix("/WHEEL")
+            .is_some_and(|folder| !folder.contains('/') && name.is_own_dist_info(folder));
+        let name = member_name;
         if !top_wheel && !is_shared(&name) {
             continue;
         }
-        if member.size() > MAX_MEMBER {
+        let limit = if top_wheel { MAX_WHEEL } else { MAX_MEMBER };
+        if member.size() > limit {
             bail!(
-                "`{}`: member `{name}` says it is {} bytes, more than the audit reads ({MAX_MEMBER})",
+                "`{}`: member `{}` says it is {} bytes, more than the audit reads ({limit})",
                 path.display(),
+                name.escape_debug(),
                 member.size()
             );
         }
         let mut bytes = Vec::with_capacity(member.size() as usize);
         (&mut member)
-            .take(MAX_MEMBER + 1)
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("`{}`: reading member `{name}`", path.display()))?;
-        if bytes.len() as u64 > MAX_MEMBER {
+        if bytes.len() as u64 > limit {
             bail!(
-                "`{}`: member `{name}` is larger than the audit reads ({MAX_MEMBER} bytes)",
-                path.display()
+                "`{}`: member `{}` is larger than the audit reads ({limit} bytes)",
+                path.display(),
+                name.escape_debug()
             );
         }
         if top_wheel {
             let text = String::from_utf8(bytes)
                 .with_context(|| format!("`{}`: `{name}` is not UTF-8", path.display()))?;
+            if wheel.is_some() {
+                bail!(
+                    "`{}` holds `{name}` twice: which one is its metadata?",
+                    path.display()
+                );
+            }
             wheel = Some(text);
         } else {
             each(&name, &bytes);
@@ -170,6 +231,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wheel_tag_lines_are_expanded_case_insensitively_and_bounded() {
+        let tags =
+            wheel_tags("Wheel-Version: 1.0\ntag: cp38-abi3-a.b\nTag: cp38-abi3-a\n").unwrap();
+        assert_eq!(tags, ["cp38-abi3-a", "cp38-abi3-b"]);
+        let parts = vec!["p"; 30].join(".");
+        let bomb = format!("Tag: {parts}-{parts}-{parts}\n");
+        assert!(format!("{:#}", wheel_tags(&bomb).unwrap_err()).contains("more than 1024 tags"));
+        assert!(wheel_tags("Tag: nonsense\n").is_err());
+    }
+
+    #[test]
     fn names_expand_to_tags_and_claims() {
         let n = WheelName::parse("cryptography-50.0.2-cp315-abi3.abi3t-manylinux_2_34_x86_64.whl")
             .unwrap();
@@ -180,14 +252,24 @@ mod tests {
                 "cp315-abi3t-manylinux_2_34_x86_64"
             ]
         );
-        let c = n.claim().unwrap();
+        let c = n.claim().unwrap().unwrap();
         assert!(c.abi3 && c.abi3t);
         assert_eq!(c.python, Version::new(3, 15));
         let plain = WheelName::parse("x-1-cp315-cp315t-linux_x86_64.whl").unwrap();
-        assert_eq!(plain.claim(), None);
+        assert_eq!(plain.claim().unwrap(), None);
         let abi3 = WheelName::parse("x-1-1build-cp38-abi3-win_amd64.whl").unwrap();
-        assert_eq!(abi3.claim().unwrap().python, Version::new(3, 8));
+        assert_eq!(abi3.claim().unwrap().unwrap().python, Version::new(3, 8));
         assert!(WheelName::parse("x-1.tar.gz").is_err());
+        // Tagged abi3 with a python tag that cannot be read: an error, never a skip.
+        let odd =
+            WheelName::parse("x-1-cp3999999999999999999-abi3.abi3t-linux_x86_64.whl").unwrap();
+        assert!(format!("{:#}", odd.claim().unwrap_err()).contains("name no CPython 3 version"));
+        let many = format!("x-1-cp315-abi3-{}.whl", vec!["linux_x86_64"; 40].join("."));
+        assert!(WheelName::parse(&many).is_err());
+        assert!(n.is_own_dist_info("cryptography-50.0.2.dist-info"));
+        assert!(n.is_own_dist_info("Cryptography-50.0.2.dist-info"));
+        assert!(!n.is_own_dist_info("other-9.dist-info"));
+        assert!(!n.is_own_dist_info(".dist-info"));
         assert!(WheelName::parse("x-cp38-abi3.whl").is_err());
     }
 }
