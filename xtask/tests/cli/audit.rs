@@ -213,6 +213,37 @@ fn hostile_or_missing_inputs_are_clear_errors() {
         "{}",
         run.stdout
     );
+    // A FIFO named like a wheel would block a reader forever: refused before it is opened.
+    #[cfg(unix)]
+    {
+        let fifo = w.tmp.join("f-1.0-cp315-abi3.abi3t-linux_x86_64.whl");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let run = w.fails(
+            &["audit", fifo.to_str().unwrap(), "--stable-abi", list_arg],
+            1,
+        );
+        assert!(
+            run.stderr.contains("is not a regular file or a folder"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A tag part listing thousands of platforms: refused, not expanded.
+    let many = (0..40)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(".");
+    wheel(&dist, &format!("z-1.0-cp315-abi3-{many}.whl"), &[]);
+    let run = w.fails(
+        &["audit", dist.to_str().unwrap(), "--stable-abi", list_arg],
+        1,
+    );
+    assert!(
+        run.stdout.contains("more than 32 values in one tag"),
+        "{}",
+        run.stdout
+    );
     // A folder without wheels.
     let empty = w.tmp.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
