@@ -31,6 +31,8 @@ if [[ $what == *cold* ]]; then
   echo "== cold build-all ($cores cores)"
   rm -rf "$root/target/xtask/cache" "$root/target/xtask/work"
   /usr/bin/time -f "%e s wall, %M KB max RSS" "$xtask" --root "$root" build-all --keep-going -q || true
+  # Later runs overwrite the report: keep the cold one, with its timeline.
+  cp "$report" "$root/target/xtask/report-cold.json"
   python3 - "$report" "$cores" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); cores = int(sys.argv[2])
@@ -42,6 +44,21 @@ print(f"wall {wall:.0f} s; steps' core-seconds {core_s:.0f} / {cores} cores = {i
 for s in r["steps"]:
     if s["step"].startswith("cpython/"):
         print(f"  {s['step']}: {s['seconds']:.0f} s ({s['status']})")
+# Where cores sat idle: sweep the timeline of granted cores (report version 2 with `started`).
+ran = [s for s in r["steps"] if s["cores"] and "started" in s]
+if ran:
+    points = sorted({0.0, wall} | {s["started"] for s in ran} | {s["started"] + s["seconds"] for s in ran})
+    idle, spans = 0.0, []
+    for a, b in zip(points, points[1:]):
+        mid = (a + b) / 2
+        running = [s for s in ran if s["started"] <= mid < s["started"] + s["seconds"]]
+        free = cores - sum(s["cores"] for s in running)
+        if free > 0 and b > a:
+            idle += free * (b - a)
+            spans.append((free * (b - a), a, b, free, [s["step"] for s in running]))
+    print(f"idle core-seconds {idle:.0f}; the largest idle spans:")
+    for cs, a, b, free, names in sorted(spans, reverse=True)[:8]:
+        print(f"  {a:6.0f}-{b:6.0f} s: {free} core(s) idle while {', '.join(names) or 'nothing'} ran ({cs:.0f} core-s)")
 EOF
 fi
 

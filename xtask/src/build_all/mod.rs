@@ -417,6 +417,7 @@ fn make_report(
                 seconds: r.seconds,
                 key: r.key.clone(),
                 cores: r.cores,
+                started: r.started,
             })
             .collect(),
         wall_seconds: summary.wall.as_secs_f64(),

@@ -108,6 +108,8 @@ pub struct StepTime {
     pub seconds: f64,
     /// The cores it was granted (0: it did not run).
     pub cores: usize,
+    /// Seconds from the start of the steps to its start (0: it did not run).
+    pub started: f64,
     pub key: String,
 }
 

@@ -85,6 +85,9 @@ pub struct StepResult<I> {
     pub seconds: f64,
     /// The cores it was granted (its `Ctx::jobs`); 0 when it did not run.
     pub cores: usize,
+    /// When it started, in seconds from the start of the run (0 when it did not run): with
+    /// `seconds` and `cores`, the timeline that shows where cores sat idle.
+    pub started: f64,
     pub out: PathBuf,
     pub error: Option<String>,
 }
@@ -274,6 +277,7 @@ pub fn execute<I: Id>(
                                     status: Status::Cached,
                                     seconds: 0.0,
                                     cores: 0,
+                                    started: 0.0,
                                     out,
                                     error: None,
                                 },
@@ -379,6 +383,7 @@ pub fn execute<I: Id>(
                             status,
                             seconds,
                             cores,
+                            started: (start.elapsed().as_secs_f64() - seconds).max(0.0),
                             out,
                             error,
                         },
@@ -416,6 +421,7 @@ fn blocked<I: Id>(graph: &Graph<I>, s: &StepSpec<I>) -> StepResult<I> {
         status: Status::Blocked,
         seconds: 0.0,
         cores: 0,
+        started: 0.0,
         out: PathBuf::new(),
         error: None,
     }
@@ -519,6 +525,7 @@ mod tests {
             status,
             seconds,
             cores,
+            started: 0.0,
             out: PathBuf::new(),
             error: None,
         };

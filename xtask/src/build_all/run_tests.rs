@@ -398,6 +398,12 @@ mod cases {
         for (name, grant) in granted {
             assert_eq!(s.get(&n(name)).unwrap().cores, grant, "{name}");
         }
+        // The timeline: `l` could only start once `t` had ended, and `t` once `w` had.
+        let at = |name: &str| s.get(&n(name)).unwrap();
+        for (before, after) in [("w", "t"), ("t", "l")] {
+            let (b, a) = (at(before), at(after));
+            assert!(b.started + b.seconds <= a.started + 1e-3, "{before} then {after}");
+        }
     }
 
     #[test]
