@@ -197,6 +197,26 @@ pub fn grants(budget: usize, busy: usize, ready: &[Want]) -> Vec<(usize, usize)>
     chosen.into_iter().map(|(i, grant, _)| (i, grant)).collect()
 }
 
+/// For each step, how many of the others depend on it, directly or through others: the
+/// order in which ready steps are offered cores (most first, then graph order).
+pub fn dependents<I: Id>(steps: &[&StepSpec<I>]) -> BTreeMap<I, usize> {
+    let mut out = BTreeMap::new();
+    for s in steps {
+        // Walk from `s` down the reverse edges; every step reached depends on it.
+        let mut seen: std::collections::BTreeSet<&I> = std::collections::BTreeSet::new();
+        let mut todo = vec![&s.name];
+        while let Some(n) = todo.pop() {
+            for t in steps.iter().filter(|t| t.deps.contains(n)) {
+                if seen.insert(&t.name) {
+                    todo.push(&t.name);
+                }
+            }
+        }
+        out.insert(s.name.clone(), seen.len());
+    }
+    out
+}
+
 /// A step whose dependencies are done and that is not cached: what starting it takes.
 struct Ready<'a, I> {
     spec: &'a StepSpec<I>,
@@ -232,6 +252,7 @@ pub fn execute<I: Id>(
         .iter()
         .filter(|s| selection.wanted.contains(&s.name))
         .collect();
+    let weight = dependents(&wanted);
     let mut stop = false;
     std::thread::scope(|scope| -> Result<()> {
         loop {
@@ -297,6 +318,12 @@ pub fn execute<I: Id>(
                         break ready;
                     }
                 };
+                // Most dependents first: a step many others wait for (maturin, which every
+                // environment needs) must not start last on one core while the rest idles.
+                let mut ready = ready;
+                ready.sort_by_key(|r| {
+                    std::cmp::Reverse(weight.get(&r.spec.name).copied().unwrap_or(0))
+                });
                 let wants: Vec<Want> = ready
                     .iter()
                     .map(|r| Want {

@@ -199,13 +199,15 @@ mod cases {
     fn keep_going_runs_what_does_not_depend_on_the_failure() {
         let w = World::new("keep-going");
         let g = graph("s1");
-        // Without --keep-going, one job, the run stops at the failure: maturin never starts.
+        // Without --keep-going, one job, the run stops at the failure. cpython/ft goes
+        // first (four steps wait on it), so maturin and cpython/default never start.
         let s = w.run(&g, &all(&g), &["cpython/ft"], 1, false);
         assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Blocked);
+        assert_eq!(s.get(&n("cpython/default")).unwrap().status, Status::Blocked);
         let s = w.run(&g, &all(&g), &["cpython/ft"], 1, true);
         assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Built);
         assert_eq!(s.get(&n("test/default")).unwrap().status, Status::Blocked);
-        assert_eq!(s.get(&n("cpython/default")).unwrap().status, Status::Cached);
+        assert_eq!(s.get(&n("cpython/default")).unwrap().status, Status::Built);
     }
 
     #[test]
@@ -289,6 +291,39 @@ mod cases {
     }
 
     #[test]
+    fn steps_many_others_wait_for_are_offered_cores_first() {
+        // The cold run's shape: four CPython builds and maturin ready at once, and every
+        // environment needs maturin. In graph order maturin started last, on one core, and
+        // ran alone for 25 minutes while the other core idled.
+        let specs = vec![
+            spec("c1", &[], ""),
+            spec("c2", &[], ""),
+            spec("m", &[], ""),
+            spec("e1", &["c1", "m"], ""),
+            spec("e2", &["c2", "m"], ""),
+            spec("w", &["e1"], ""),
+        ];
+        let g = Graph::new(specs).unwrap();
+        let wanted: Vec<&StepSpec<String>> = g.steps.iter().collect();
+        let d = dependents(&wanted);
+        let got: Vec<(&str, usize)> = ["c1", "c2", "m", "e1", "e2", "w"]
+            .iter()
+            .map(|n| (*n, d[&n.to_string()]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("c1", 2),
+                ("c2", 1),
+                ("m", 3),
+                ("e1", 1),
+                ("e2", 0),
+                ("w", 0)
+            ]
+        );
+    }
+
+    #[test]
     fn the_granted_cores_never_exceed_the_budget() {
         // Four CPython builds, maturin, a one-core pip step, a build that needs them all,
         // two exclusive test cells and a last build alone; two cores.
@@ -338,12 +373,14 @@ mod cases {
         // Release a step once this many steps have started: a start shows the runner has
         // taken in the step released before, so every grant below is decided on a known
         // state (`e` and `w` free cores nothing can use alone, so their order is moot).
+        // Ready steps are offered cores most-dependents first: c2, c3, c4 and m (three
+        // steps wait on each) before c1 (two), t before u.
         let script = [
-            ("c1", 2),
-            ("c2", 3),
-            ("c3", 4),
-            ("c4", 5),
-            ("m", 6),
+            ("c2", 2),
+            ("c3", 3),
+            ("c4", 4),
+            ("m", 5),
+            ("c1", 6),
             ("e", 7),
             ("w", 7),
             ("t", 8),
@@ -373,19 +410,19 @@ mod cases {
         let log = started.0.lock().unwrap().clone();
         let mut granted: Vec<(&str, usize)> =
             log.iter().map(|(n, g, _)| (n.as_str(), *g)).collect();
-        // c1 and c2 start together, so either may log first (a loaded machine showed c2
-        // first); the order from there on is the script's.
+        // c2 and c3 start together, so either may log first (a loaded machine showed the
+        // second first); the order from there on is the script's.
         granted[..2].sort();
         assert_eq!(
             granted,
             [
-                ("c1", 1),
                 ("c2", 1),
                 ("c3", 1),
                 ("c4", 1),
                 ("m", 1),
-                ("e", 1),
+                ("c1", 1),
                 ("w", 1),
+                ("e", 1),
                 ("t", 2),
                 ("u", 2),
                 ("l", 2)
@@ -402,7 +439,10 @@ mod cases {
         let at = |name: &str| s.get(&n(name)).unwrap();
         for (before, after) in [("w", "t"), ("t", "l")] {
             let (b, a) = (at(before), at(after));
-            assert!(b.started + b.seconds <= a.started + 1e-3, "{before} then {after}");
+            assert!(
+                b.started + b.seconds <= a.started + 1e-3,
+                "{before} then {after}"
+            );
         }
     }
 
