@@ -203,7 +203,10 @@ mod cases {
         // first (four steps wait on it), so maturin and cpython/default never start.
         let s = w.run(&g, &all(&g), &["cpython/ft"], 1, false);
         assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Blocked);
-        assert_eq!(s.get(&n("cpython/default")).unwrap().status, Status::Blocked);
+        assert_eq!(
+            s.get(&n("cpython/default")).unwrap().status,
+            Status::Blocked
+        );
         let s = w.run(&g, &all(&g), &["cpython/ft"], 1, true);
         assert_eq!(s.get(&n("maturin")).unwrap().status, Status::Built);
         assert_eq!(s.get(&n("test/default")).unwrap().status, Status::Blocked);
