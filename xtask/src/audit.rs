@@ -16,9 +16,11 @@ use crate::stack::Layout;
 /// each imported C-API symbol must be a `function` or `data` of `Misc/stable_abi.toml` added
 /// no later than the wheel's `cpXY` tag; the module must not link a libpython, a Python
 /// framework or a version's DLL; its suffix must load on every interpreter the tags name. A
-/// wheel tagged `abi3t` must also look like an abi3t build in the binary: it exports PEP 793's
-/// `PyModExport_<name>`, builds no module from a `PyModuleDef`, and does not inline
-/// `Py_DECREF`. docs/audit.md gives each rule's reasoning and the `--json` format.
+/// wheel tagged `abi3t` must also look like an abi3t build in the binary: no module built
+/// from a `PyModuleDef` (opaque in abi3t), no inlined `Py_DECREF`, and a PEP 793 module's
+/// `PyABIInfo` saying free-threading agnostic. docs/audit.md gives each rule's reasoning and
+/// the `--json` format; `build.target.audit_waivers` in a stack accepts a finding, with a
+/// reason.
 ///
 /// Exits 1 when any wheel has a violation or cannot be read. Wheels whose tags claim no
 /// Stable ABI are listed as skipped.
