@@ -172,6 +172,14 @@ pub fn read(
     let file = fs_err::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("`{}` is not a readable zip archive", path.display()))?;
+    // Two members of one name: readers disagree on which one counts (the zip crate and
+    // Python's `zipfile` keep the last), so another tool could see another `WHEEL` or module.
+    if zip.has_duplicate_names() {
+        bail!(
+            "`{}` holds two members of the same name: which one an installer reads is not certain",
+            path.display()
+        );
+    }
     let mut wheel = None;
     for i in 0..zip.len() {
         let mut member = zip

@@ -244,6 +244,38 @@ fn hostile_or_missing_inputs_are_clear_errors() {
         "{}",
         run.stdout
     );
+    // Two members of one name (one written as `WHEEX`, then renamed in the bytes, since the
+    // writer refuses duplicates): refused, since readers disagree on which one counts.
+    let dup = wheel(
+        &dist,
+        "d-1.0-cp315-abi3-linux_x86_64.whl",
+        &[(
+            "d-1.0.dist-info/WHEEX",
+            b"Tag: cp38-abi3-linux_x86_64\n".to_vec(),
+        )],
+    );
+    let bytes = std::fs::read(&dup).unwrap();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"WHEEX") {
+            out.extend_from_slice(b"WHEEL");
+            i += 5;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::fs::write(&dup, out).unwrap();
+    let run = w.fails(
+        &["audit", dup.to_str().unwrap(), "--stable-abi", list_arg],
+        1,
+    );
+    assert!(
+        run.stdout.contains("holds two members of the same name"),
+        "{}",
+        run.stdout
+    );
     // A folder without wheels.
     let empty = w.tmp.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
