@@ -1,7 +1,7 @@
 //! Wheel checks for the abi3t experiment: the file name's tags, every `Tag:` line of `WHEEL`,
 //! and the extension modules' suffix. Pure, over a wheel's file list and `WHEEL` text.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 /// The tags a wheel file name carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,23 +13,16 @@ pub struct WheelName {
     pub platform: String,
 }
 
+/// The file name's parts, tag sets as written (`abi3.abi3t`); parsed by the audit's reader,
+/// the one place that knows the wheel name format.
 pub fn parse_name(file: &str) -> Result<WheelName> {
-    let stem = file
-        .strip_suffix(".whl")
-        .ok_or_else(|| anyhow::anyhow!("`{file}` is not a .whl"))?;
-    let parts: Vec<&str> = stem.split('-').collect();
-    let (name, version, rest) = match parts.as_slice() {
-        [n, v, p, a, pl] => (n, v, [p, a, pl]),
-        [n, v, _build, p, a, pl] => (n, v, [p, a, pl]),
-        _ => bail!("`{file}` is not a wheel name (name-version[-build]-python-abi-platform.whl)"),
-    };
-    let [python, abi, platform] = rest;
+    let n = crate::stable_abi::wheel::WheelName::parse(file)?;
     Ok(WheelName {
-        name: name.to_string(),
-        version: version.to_string(),
-        python: python.to_string(),
-        abi: abi.to_string(),
-        platform: platform.to_string(),
+        python: n.python.join("."),
+        abi: n.abi.join("."),
+        platform: n.platform.join("."),
+        name: n.name,
+        version: n.version,
     })
 }
 
