@@ -82,17 +82,43 @@ impl Rules {
         Some((file, format!("{title}\n")))
     }
 
-    /// What a person must still do once the pull request exists; `news` says whether the
-    /// branch got a placeholder news file.
-    pub fn todo(&self, title: &str, news: bool) -> Vec<String> {
-        let mut t = Vec::new();
+    /// The folder upstream keeps news entries in (ending in `/`), if it keeps them.
+    pub fn news_dir(&self) -> Option<&'static str> {
         match self.news {
-            News::TowncrierMd | News::TowncrierRst if news => {
-                let ext = if self.news == News::TowncrierMd { "md" } else { "rst" };
-                t.push(format!("rename `newsfragments/PLACEHOLDER-*.{ext}` to `newsfragments/<PR number>.<type>.{ext}` once the pull request has a number"));
+            News::None => None,
+            News::TowncrierMd | News::TowncrierRst => Some("newsfragments/"),
+            News::CpythonBlurb => Some("Misc/NEWS.d/next/"),
+        }
+    }
+
+    /// What a person must still do once the pull request exists; `news` are the news files
+    /// the branch adds (its patches' own, or the placeholder): each still named without the
+    /// number upstream's scheme needs must be renamed.
+    pub fn todo(&self, title: &str, news: &[String]) -> Vec<String> {
+        let mut t = Vec::new();
+        for file in news {
+            let name = file.rsplit('/').next().unwrap_or(file);
+            match self.news {
+                News::TowncrierMd | News::TowncrierRst => {
+                    let numbered = name
+                        .split('.')
+                        .next()
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                    if !numbered {
+                        let ext = if self.news == News::TowncrierMd {
+                            "md"
+                        } else {
+                            "rst"
+                        };
+                        let kind = name.split('.').rev().nth(1).unwrap_or("<type>");
+                        t.push(format!("rename `{file}` to `newsfragments/<PR number>.{kind}.{ext}` once the pull request has a number"));
+                    }
+                }
+                News::CpythonBlurb if !name.contains("gh-issue-") => t.push(format!(
+                    "replace `{file}` with a `blurb add` entry (it needs the issue number)"
+                )),
+                _ => {}
             }
-            News::CpythonBlurb if news => t.push("rename the `Misc/NEWS.d/next/` placeholder with `blurb` (it needs the issue number)".into()),
-            _ => {}
         }
         if self.cpython && !title.starts_with("gh-") {
             t.push("CPython titles start with `gh-NNNNN: `: open or find the issue and prefix the title".into());
@@ -213,11 +239,26 @@ mod tests {
         assert_eq!(pyo3.news_file("abi", "Use enums", Some("none")), None);
         assert_eq!(pyo3.title("Use enums"), "Use enums");
         let cpython = Rules::of("https://github.com/python/cpython", None);
-        assert_eq!(cpython.todo("Fix x", true).len(), 2);
-        assert_eq!(cpython.todo("gh-1: Fix x", true).len(), 1);
-        assert_eq!(cpython.todo("gh-1: Fix x", false).len(), 0);
         let (file, _) = cpython.news_file("g", "Fix x", None).unwrap();
         assert_eq!(file, "Misc/NEWS.d/next/Library/PLACEHOLDER-g.rst");
+        assert_eq!(cpython.todo("Fix x", std::slice::from_ref(&file)).len(), 2);
+        assert_eq!(cpython.todo("gh-1: Fix x", &[file]).len(), 1);
+        assert_eq!(cpython.todo("gh-1: Fix x", &[]).len(), 0);
+        let blurb = "Misc/NEWS.d/next/Library/2026-08-21-10-00-00.gh-issue-1.abc.rst".to_string();
+        assert!(cpython.todo("gh-1: Fix x", &[blurb]).is_empty());
+        // A patch's own fragment: renamed only while it has no number.
+        let own = "newsfragments/PLACEHOLDER-abi3t.feature.md".to_string();
+        assert_eq!(
+            pyo3.todo("T", &[own]),
+            [
+                "rename `newsfragments/PLACEHOLDER-abi3t.feature.md` to `newsfragments/<PR number>.feature.md` once the pull request has a number"
+            ]
+        );
+        assert!(
+            pyo3.todo("T", &["newsfragments/5193.feature.md".into()])
+                .is_empty()
+        );
+        assert_eq!(pyo3.news_dir(), Some("newsfragments/"));
         // Conventions replace what the address implies.
         let none = Rules::of(
             "https://github.com/PyO3/pyo3",
@@ -226,7 +267,8 @@ mod tests {
         assert_eq!(none.news_file("abi", "Use enums", None), None);
         assert_eq!(none.news_file("abi", "Use enums", Some("fixed")), None);
         assert_eq!(none.title("Use enums"), "refactor: Use enums");
-        assert!(none.todo("Use enums", false).is_empty());
+        assert!(none.todo("Use enums", &[]).is_empty());
+        assert_eq!(none.news_dir(), None);
         let rst = Rules::of("https://x.org/y", Some(&conventions(News::TowncrierRst)));
         let (file, _) = rst.news_file("g", "T", Some("bugfix")).unwrap();
         assert_eq!(file, "newsfragments/PLACEHOLDER-g.bugfix.rst");

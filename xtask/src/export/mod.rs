@@ -94,8 +94,8 @@ struct Built {
     changed: bool,
     checks: Vec<Check>,
     commits: Vec<CommitChecks>,
-    /// Whether the branch got a news placeholder.
-    news: bool,
+    /// The news entries the branch adds: its patches' own, or the placeholder.
+    news: Vec<String>,
     problem: Option<String>,
 }
 
@@ -319,23 +319,34 @@ fn build_group(
             changed: false,
             checks: vec![],
             commits: vec![],
-            news: false,
+            news: vec![],
             problem: Some(format!("`{which}` does not apply on {}", git::short(base))),
         });
     }
-    let news = env.rules.news_file(&g.name, &g.title, g.news.as_deref());
-    if let Some((file, text)) = &news {
-        add_news(&wt, file, text)?;
+    // A group whose patches bring their own news entries gets no placeholder; either way the
+    // description says which entries still need upstream's number.
+    let repo = wt.open()?;
+    let base_id = git2::Oid::from_str(base)?;
+    let am_tip = git::head_commit(&repo).context("no HEAD in the worktree")?;
+    let mut news = match env.rules.news_dir() {
+        Some(dir) => git::added_files_under(&repo, base_id, am_tip, dir)?,
+        None => vec![],
+    };
+    if let (true, Some((file, text))) = (
+        news.is_empty(),
+        env.rules.news_file(&g.name, &g.title, g.news.as_deref()),
+    ) {
+        add_news(&wt, &file, &text)?;
+        news.push(file);
     }
     // `am` and the news commit are by the tool; the branch is the proposer's.
-    let repo = wt.open()?;
     let applied = git::head_commit(&repo).context("no HEAD in the worktree")?;
     let keep = if env.rules.keep_author {
         g.patches.len()
     } else {
         0
     };
-    let tip = git::restamp(&repo, git2::Oid::from_str(base)?, applied, &env.who, keep)?.to_string();
+    let tip = git::restamp(&repo, base_id, applied, &env.who, keep)?.to_string();
     let wt = co.worktree_at(&path, &tip)?;
     let changed = previous.tip != tip;
     let commands = env.commands(project);
@@ -364,7 +375,7 @@ fn build_group(
         changed,
         checks,
         commits,
-        news: news.is_some(),
+        news,
         problem,
     })
 }
@@ -475,7 +486,7 @@ fn write_description(
     })
     .collect();
     let title = rules.title(&g.title);
-    let todo = rules.todo(&title, built.news);
+    let todo = rules.todo(&title, &built.news);
     let text = describe::render(&describe::Description {
         title: &title,
         body: g.body.as_deref(),

@@ -375,6 +375,33 @@ pub fn commits_between(
     .collect()
 }
 
+/// Paths added between `from` and `to` (trees compared, no rename detection) under `dir`
+/// (a folder prefix ending in `/`), sorted.
+pub fn added_files_under(
+    repo: &git2::Repository,
+    from: git2::Oid,
+    to: git2::Oid,
+    dir: &str,
+) -> Result<Vec<String>> {
+    let old = repo.find_commit(from)?.tree()?;
+    let new = repo.find_commit(to)?.tree()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.pathspec(dir).disable_pathspec_match(true);
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))?;
+    let mut paths: Vec<String> = diff
+        .deltas()
+        .filter(|d| d.status() == git2::Delta::Added)
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// Reads `git status --porcelain=v1 -z` into the paths it names (renames: the new path).
 pub fn parse_status_z(out: &str) -> Vec<String> {
     let mut paths = Vec::new();

@@ -149,6 +149,45 @@ fn news_title_statement_and_unknown_keys() {
     );
 }
 
+#[test]
+fn a_groups_own_news_entry_replaces_the_placeholder_and_is_listed_for_renaming() {
+    let w = world("conv-own-news", false);
+    // `other` brings its own fragment in its patch, still named without the PR number.
+    w.commit_in_checkout(
+        "demo",
+        "newsfragments/PLACEHOLDER-other.added.md",
+        "Add c.\n",
+        "Add c's news",
+    );
+    w.ok(&["save", "demo"]);
+    let path = w.stack_dir("demo").join("stack.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.split("prs:").next().unwrap().to_string()
+        + "prs:\n  - name: feature\n    title: Add feature\n    patches: [Add-feature.patch, Finish-feature.patch]\n  - name: other\n    title: Add c\n    patches: [Add-c.patch, Add-c-s-news.patch]\nconventions:\n  source: https://example.org/CONTRIBUTING.md\n  news: towncrier-md\n";
+    std::fs::write(&path, text).unwrap();
+    w.ok(&["export-prs", "demo"]);
+    let other = files(&w, "pr/other");
+    assert!(
+        other.contains("newsfragments/PLACEHOLDER-other.added.md")
+            && !other.contains("PLACEHOLDER-other.changed.md"),
+        "{other}"
+    );
+    let co = w.checkout("demo");
+    let log = w.git(&co, &["log", "--format=%s", "-3", "pr/other"]);
+    assert!(log.starts_with("Add c's news\nAdd c\n"), "{log}");
+    assert!(
+        description(&w, "other").contains("- rename `newsfragments/PLACEHOLDER-other.added.md` to `newsfragments/<PR number>.added.md` once the pull request has a number"),
+        "{}",
+        description(&w, "other")
+    );
+    // A group without one still gets the placeholder, and the same reminder.
+    assert!(files(&w, "pr/feature").contains("newsfragments/PLACEHOLDER-feature.changed.md"));
+    assert!(
+        description(&w, "feature")
+            .contains("- rename `newsfragments/PLACEHOLDER-feature.changed.md`")
+    );
+}
+
 /// Runs xtask with no identity in the environment: only the git configuration under HOME.
 fn as_configured(w: &World, args: &[&str]) -> Run {
     let mut c = w.xtask_cmd(args);
