@@ -14,7 +14,7 @@ use super::recipes::{self, Env};
 use super::run::Action;
 use super::step::{Installer, StepId};
 use super::tools::Tools;
-use crate::manifest::{Experiment, Interpreter, RecipeKind, RoleKind, Target};
+use crate::manifest::{Backend, Experiment, Interpreter, RoleKind, Target};
 use crate::ops::interpreters::{CPYTHON_RECIPE, cpython_inputs};
 
 /// Revision of each step's recipe, part of its key: bump one when its recipe changes what it
@@ -61,11 +61,28 @@ pub struct TargetInfo {
     pub tree: String,
 }
 
-fn kind_name(kind: RecipeKind) -> &'static str {
-    match kind {
-        RecipeKind::Maturin => "maturin",
-        RecipeKind::Setuptools => "setuptools",
-    }
+/// The backend a target names, or an error naming the target and the backends there are.
+pub fn backend_of<'a>(e: &'a Experiment, t: &TargetInfo) -> Result<&'a Backend> {
+    e.backend(&t.target.kind).with_context(|| {
+        format!(
+            "`{}` (patches/{}/stack.yaml) names the build backend `kind: {}`, which experiment.yaml's `backends` does not have ({})",
+            t.name,
+            t.name,
+            crate::manifest::token(&t.target.kind),
+            e.backends
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// The stack whose crates replace crates.io's in a backend's builds: its `cargo-patch` role's.
+pub fn cargo_patch_stack(e: &Experiment, b: &Backend) -> Option<String> {
+    e.backend_roles(b)
+        .find(|r| r.kind == RoleKind::CargoPatch)
+        .map(|r| r.stack.clone())
 }
 
 fn input(label: &str, value: &str) -> (String, String) {
@@ -124,7 +141,12 @@ pub fn specs(
         }
         let mut inputs = vec![input("constraints", &tools.constraints)];
         for r in e.roles(RoleKind::Python) {
-            inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
+            let mut value = tree(trees, &r.stack)?.to_string();
+            if !r.requires.is_empty() {
+                // Their versions come from the constraints, already in the key.
+                value = format!("{value} requires {}", r.requires.join(" "));
+            }
+            inputs.push(input(&format!("role:{}", r.role), &value));
         }
         specs.push(step(StepId::Env(i.name.clone()), deps, inputs));
     }
@@ -133,10 +155,11 @@ pub fn specs(
         if t.name.is_empty() || t.name.contains('/') {
             bail!("`{}` cannot name a build target", t.name);
         }
-        // The wheel depends on the source and the recipe, not on how it is tested.
+        let backend = backend_of(e, t)?;
+        // The wheel depends on the source, the backend and its tools, not on how it is tested.
         let mut inputs = vec![
             input("tree", &t.tree),
-            input("kind", kind_name(t.target.kind)),
+            input("backend", &serde_json::to_string(backend)?),
             input("rustc", &tools.rustc),
             input("python-tag", &builder.python_tag()),
             // The audit runs in the wheel step: its rules and the target's waivers.
@@ -148,20 +171,15 @@ pub fn specs(
                 ),
             ),
         ];
-        if t.target.kind == RecipeKind::Maturin {
-            if maturin.is_none() {
-                bail!(
-                    "`{}` is a maturin target, and experiment.yaml's toolchain has no `kind: maturin` role",
-                    t.name
-                );
+        if !backend.requires.is_empty() {
+            // Its build tools' versions are pinned there.
+            inputs.push(input("constraints", &tools.constraints));
+        }
+        for r in e.backend_roles(backend) {
+            // Python roles and maturin reach the wheel through the environment's key.
+            if r.kind == RoleKind::CargoPatch {
+                inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
             }
-            let pyo3 = e.role(RoleKind::CargoPatch).with_context(|| {
-                format!(
-                    "`{}` is a maturin target, and experiment.yaml's toolchain has no `kind: cargo-patch` role (PyO3)",
-                    t.name
-                )
-            })?;
-            inputs.push(input("pyo3", tree(trees, &pyo3.stack)?));
         }
         let wheel = StepId::Wheel(t.name.clone());
         specs.push(step(
@@ -213,7 +231,7 @@ pub fn specs(
                 r.target
             );
         };
-        if t.target.kind != RecipeKind::Setuptools {
+        if t.target.kind != "setuptools" {
             bail!(
                 "experiment.yaml's refusal names `{}`: the abi3-only wheel is built with the released setuptools, so the target must be `kind: setuptools`",
                 r.target
@@ -302,21 +320,23 @@ pub fn action(
                 list: env.checkout(&builder.stack).join("Misc/stable_abi.toml"),
                 waivers: t.audit_waivers.clone(),
             };
-            match t.kind {
-                RecipeKind::Maturin => {
-                    let pyo3 = e
-                        .role(RoleKind::CargoPatch)
-                        .context("no `kind: cargo-patch` role in experiment.yaml")?
-                        .stack
-                        .clone();
-                    Box::new(move |ctx| {
-                        recipes::maturin_wheel(&env, ctx, &project, &builder, &pyo3, &audit)
-                    })
-                }
-                RecipeKind::Setuptools => Box::new(move |ctx| {
-                    recipes::setuptools_wheel(&env, ctx, &project, &builder, &audit)
-                }),
-            }
+            let info = targets
+                .iter()
+                .find(|i| i.name == project)
+                .with_context(|| format!("no build target `{project}`"))?;
+            let backend = backend_of(&e, info)?.clone();
+            let pyo3 = cargo_patch_stack(&e, &backend);
+            Box::new(move |ctx| {
+                recipes::wheel(
+                    &env,
+                    ctx,
+                    &project,
+                    &builder,
+                    &backend,
+                    pyo3.as_deref(),
+                    &audit,
+                )
+            })
         }
         StepId::Install(project, name, installer) => {
             let (t, i) = (target(&project)?, interp(&name)?);

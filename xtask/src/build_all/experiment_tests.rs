@@ -15,9 +15,9 @@ fn exp() -> Experiment {
     experiment::parse("experiment.yaml", ROOT).unwrap()
 }
 
-fn target(kind: RecipeKind) -> Target {
+fn target(kind: &str) -> Target {
     Target {
-        kind,
+        kind: kind.into(),
         import: "demo._demo".into(),
         test_requires: vec!["pytest".into()],
         pytest: vec!["tests".into()],
@@ -36,6 +36,7 @@ fn trees() -> Trees {
         ("setuptools", "st"),
         ("cffi", "cffi"),
         ("pyo3-release", "pyo3"),
+        ("setuptools-rust", "str"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -46,7 +47,7 @@ fn tools() -> Tools {
     Tools::new("rustc 1.95.0", "cc 12", "pip==25.3\n").unwrap()
 }
 
-fn targets(names: &[(&str, RecipeKind)]) -> Vec<TargetInfo> {
+fn targets(names: &[(&str, &str)]) -> Vec<TargetInfo> {
     names
         .iter()
         .map(|&(name, kind)| TargetInfo {
@@ -66,10 +67,7 @@ fn graph(trees: &Trees, ts: &[TargetInfo]) -> Graph<StepId> {
 }
 
 fn two_targets() -> Vec<TargetInfo> {
-    targets(&[
-        ("cryptography", RecipeKind::Maturin),
-        ("brotlicffi", RecipeKind::Setuptools),
-    ])
+    targets(&[("cryptography", "maturin"), ("brotlicffi", "setuptools")])
 }
 
 /// The steps whose keys differ between two graphs of the same steps.
@@ -107,25 +105,31 @@ fn what_each_steps_key_holds() {
         (StepId::Maturin, &["tree", "rustc", "recipe"], vec![]),
         (
             StepId::Env(s("3.15t")),
-            &["constraints", "role:setuptools", "role:cffi", "recipe"],
+            &[
+                "constraints",
+                "role:setuptools",
+                "role:cffi",
+                "role:setuptools-rust",
+                "recipe",
+            ],
             vec![StepId::CPython(s("3.15t")), StepId::Maturin],
         ),
         (
             StepId::Wheel(crypto.clone()),
             &[
                 "tree",
-                "kind",
+                "backend",
                 "rustc",
                 "python-tag",
                 "audit",
-                "pyo3",
+                "role:pyo3",
                 "recipe",
             ],
             vec![StepId::Env(s("3.15t"))],
         ),
         (
             StepId::Wheel(s("brotlicffi")),
-            &["tree", "kind", "rustc", "python-tag", "audit", "recipe"],
+            &["tree", "backend", "rustc", "python-tag", "audit", "recipe"],
             vec![StepId::Env(s("3.15t"))],
         ),
         (
@@ -181,10 +185,10 @@ fn what_each_steps_key_holds() {
             .find(|(l, _)| l == label)
             .map(|(_, v)| v.clone())
     };
-    // The manifest's own spelling, not a `Debug` string.
+    // The backend as experiment.yaml spells it, not a `Debug` string.
     assert_eq!(
-        input(StepId::Wheel(crypto.clone()), "kind").as_deref(),
-        Some("maturin")
+        input(StepId::Wheel(crypto.clone()), "backend").as_deref(),
+        Some(r#"{"name":"maturin","roles":["maturin","pyo3"]}"#)
     );
     assert_eq!(
         input(StepId::Wheel(crypto), "python-tag").as_deref(),
@@ -278,23 +282,112 @@ fn the_roles_decide_which_stack_reaches_which_key() {
     t.insert("pyo3".into(), "pyo3-main".into());
     let g = graph_of(&e, &t, &two_targets());
     let spec = g.spec(&StepId::Wheel("cryptography".into())).unwrap();
-    assert!(spec.inputs.contains(&("pyo3".into(), "pyo3-main".into())));
-    // A toolchain without a maturin role cannot build a maturin target, and says so.
+    assert!(
+        spec.inputs
+            .contains(&("role:pyo3".into(), "pyo3-main".into()))
+    );
+    // A toolchain without the roles a backend uses is refused where it is written.
+    let text = ROOT.replace(
+        "  - role: maturin\n    stack: maturin\n    kind: maturin\n",
+        "",
+    );
+    let err = experiment::parse("experiment.yaml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backend `maturin` uses the role `maturin`, which `toolchain` does not have"),
+        "{err}"
+    );
+    // Without the maturin backend, a setuptools target still builds, and no maturin step.
+    let mut e = exp();
     e.toolchain.retain(|r| r.kind != RoleKind::Maturin);
+    e.backends.retain(|b| b.name != "maturin");
+    let ts = targets(&[("brotlicffi", "setuptools")]);
+    let g = graph_of(&e, &t, &ts);
+    assert!(!names(&g).contains("maturin"));
+    // A target naming a backend experiment.yaml lacks says which it has.
     let err = specs(&e, &t, &tools(), &two_targets())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no `kind: maturin` role"), "{err}");
-    let ts = targets(&[("brotlicffi", RecipeKind::Setuptools)]);
-    let g = graph_of(&e, &t, &ts);
-    assert!(!names(&g).contains("maturin"));
-    // Without a cargo-patch role, the same.
-    let mut e = exp();
-    e.toolchain.retain(|r| r.kind != RoleKind::CargoPatch);
-    let err = specs(&e, &trees(), &tools(), &two_targets())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("no `kind: cargo-patch` role (PyO3)"), "{err}");
+    assert!(
+        err.contains("`cryptography` (patches/cryptography/stack.yaml) names the build backend `kind: maturin`, which experiment.yaml's `backends` does not have (setuptools, setuptools-rust)"),
+        "{err}"
+    );
+}
+
+/// A backend is data: one written in YAML alone, with its own build tools from the index
+/// and the PyO3 role, gives its targets a wheel step whose key holds what it builds with.
+#[test]
+fn a_backend_is_yaml_alone() {
+    let text = ROOT.replace(
+        "backends:\n",
+        "backends:\n  - name: rust-demo\n    roles: [setuptools, pyo3]\n    requires: [setuptools-rust, semantic_version]\n  - name: scikit-build-core\n    roles: [cffi]\n    requires: [scikit-build-core, cmake, ninja]\n",
+    );
+    let e = experiment::parse("experiment.yaml", &text).unwrap();
+    let ts = targets(&[
+        ("bcrypt", "rust-demo"),
+        ("argon2", "scikit-build-core"),
+        ("brotlicffi", "setuptools"),
+    ]);
+    let g = graph_of(&e, &trees(), &ts);
+    let bcrypt = g.spec(&StepId::Wheel("bcrypt".into())).unwrap();
+    assert!(
+        bcrypt.inputs.contains(&("role:pyo3".into(), "pyo3".into())),
+        "{:?}",
+        bcrypt.inputs
+    );
+    assert!(
+        bcrypt
+            .inputs
+            .iter()
+            .any(|(l, v)| l == "constraints" && !v.is_empty())
+    );
+    let argon2 = g.spec(&StepId::Wheel("argon2".into())).unwrap();
+    assert!(!argon2.inputs.iter().any(|(l, _)| l.starts_with("role:")));
+    assert!(
+        argon2
+            .inputs
+            .iter()
+            .any(|(l, v)| l == "backend" && v.contains("\"cmake\""))
+    );
+    for t in ["bcrypt", "argon2"] {
+        for i in ["3.15", "3.15t", "3.16", "3.16t"] {
+            assert!(
+                g.spec(&StepId::Test(t.into(), i.into())).is_some(),
+                "{t} on {i}"
+            );
+        }
+    }
+    // The constraints file's pins reach only the wheels whose backends use them.
+    let other = Tools::new("rustc 1.95.0", "cc 12", "pip==25.3\ncmake==4.1.2\n").unwrap();
+    let g2 = Graph::new(specs(&e, &trees(), &other, &ts).unwrap()).unwrap();
+    let key = |g: &Graph<StepId>, t: &str| g.spec(&StepId::Wheel(t.into())).unwrap().inputs.clone();
+    assert_ne!(key(&g, "argon2"), key(&g2, "argon2"));
+    // Bad backends are refused with what is wrong.
+    for (bad, says) in [
+        (
+            "  - name: x\n    requires: [\"cmake>=4\"]\n",
+            "`requires` entry `cmake>=4` is not a project name",
+        ),
+        (
+            "  - name: x\n    roles: [meson]\n",
+            "backend `x` uses the role `meson`",
+        ),
+        (
+            "  - name: setuptools\n",
+            "two backends are named `setuptools`",
+        ),
+        (
+            "  - name: x\n    diagnoses: [{when: \"\", say: s}]\n",
+            "empty `when`",
+        ),
+    ] {
+        let text = ROOT.replace("backends:\n", &format!("backends:\n{bad}"));
+        let err = experiment::parse("experiment.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }
 
 #[test]
@@ -307,6 +400,7 @@ fn a_python_role_added_in_data_reaches_every_environment() {
             stack: "scikit-build-core".into(),
             kind: RoleKind::Python,
             runtime: false,
+            requires: vec![],
         },
     );
     let mut t = trees();
@@ -357,7 +451,7 @@ fn test_only_fields_leave_the_wheel_key_alone() {
     }
     // What the wheel is built from does change it.
     let mut ts = two_targets();
-    ts[0].target.kind = RecipeKind::Setuptools;
+    ts[0].target.kind = "setuptools".into();
     assert!(changed(&base, &graph(&trees(), &ts)).contains("cryptography/wheel"));
     // So does what its audit accepts: a waiver audits the wheel again.
     let mut ts = two_targets();
@@ -420,9 +514,9 @@ fn which_keys_a_changed_stack_reaches() {
 #[test]
 fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
     let ts = targets(&[
-        ("env", RecipeKind::Setuptools),
-        ("test", RecipeKind::Setuptools),
-        ("cpython", RecipeKind::Setuptools),
+        ("env", "setuptools"),
+        ("test", "setuptools"),
+        ("cpython", "setuptools"),
     ]);
     let mut e = exp();
     e.refusals.clear();
@@ -464,7 +558,7 @@ fn targets_named_like_step_kinds_get_their_own_recipes_revision() {
 #[test]
 fn a_refusal_needs_a_setuptools_target() {
     let e = exp();
-    let ts = targets(&[("cryptography", RecipeKind::Maturin)]);
+    let ts = targets(&[("cryptography", "maturin")]);
     let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();
     assert!(
         err.contains("refusal names `brotlicffi`, which has no `build.target`"),

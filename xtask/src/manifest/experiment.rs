@@ -139,6 +139,39 @@ pub struct Role {
     /// environments get the stack's wheel, not the index's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub runtime: bool,
+    /// A `python` role's own dependencies from the index (project names, each pinned in
+    /// xtask/constraints.txt): its wheel is installed without dependencies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+}
+
+/// A PEP 517 build backend a target's `kind:` names. Every backend's wheel is built the same
+/// way: the stacks of its `roles` (in the builder's environment, and PyO3's crates for a
+/// `cargo-patch` role), its `requires` from the package index pinned by the constraints
+/// file, no build isolation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    pub name: String,
+    /// Toolchain roles the backend's builds use; each must be in `toolchain`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Build tools from the package index (the backend itself when no stack plays it, CMake,
+    /// ninja, meson): project names, each pinned in xtask/constraints.txt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// What a failed build's log means: the first whose `when` the log contains adds its
+    /// `say` to the error (a backend without abi3t support, named with its stack).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnoses: Vec<Diagnosis>,
+}
+
+/// A line a backend writes when it cannot do what the experiment asks, and what it means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnosis {
+    pub when: String,
+    pub say: String,
 }
 
 /// Where the wheels are built.
@@ -184,6 +217,9 @@ pub struct Experiment {
     pub version: u64,
     pub interpreters: Vec<Interpreter>,
     pub toolchain: Vec<Role>,
+    /// The build backends targets may name.
+    #[serde(default)]
+    pub backends: Vec<Backend>,
     pub wheels: Wheels,
     pub tests: Tests,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -228,6 +264,17 @@ impl Experiment {
     /// The one role of a kind there may be at most one of.
     pub fn role(&self, kind: RoleKind) -> Option<&Role> {
         self.roles(kind).next()
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// The roles a backend uses, in its order (`parse` checked that they exist).
+    pub fn backend_roles<'a>(&'a self, b: &'a Backend) -> impl Iterator<Item = &'a Role> + 'a {
+        b.roles
+            .iter()
+            .filter_map(|name| self.toolchain.iter().find(|r| &r.role == name))
     }
 
     /// Every stack the experiment names, for the existence check.
@@ -373,6 +420,19 @@ fn check(e: &Experiment) -> Result<(), String> {
                 t(&r.role)
             ));
         }
+        if !r.requires.is_empty() && r.kind != RoleKind::Python {
+            return Err(format!(
+                "toolchain role `{}`: `requires` is for `kind: python` roles",
+                r.role
+            ));
+        }
+        if let Some(bad) = r.requires.iter().find(|q| !valid_project_name(q)) {
+            return Err(format!(
+                "toolchain role `{}`: `requires` entry `{}` is not a project name (pin its version in xtask/constraints.txt)",
+                r.role,
+                t(bad)
+            ));
+        }
         if r.runtime && r.kind != RoleKind::Python {
             return Err(format!(
                 "toolchain role `{}`: `runtime` is for `kind: python` roles",
@@ -385,6 +445,49 @@ fn check(e: &Experiment) -> Result<(), String> {
             return Err(format!(
                 "two toolchain roles have `kind: {}`; there can be one",
                 serde_yaml::to_string(&kind).unwrap_or_default().trim()
+            ));
+        }
+    }
+    if e.backends.is_empty() {
+        return Err("`backends` is missing or empty: the build backends a target's `kind:` names are data now; add `backends:` with, for the targets this repository has, `{name: setuptools, roles: [setuptools, cffi]}` and `{name: maturin, roles: [maturin, pyo3]}` (docs/stack-format.md, \"experiment.yaml\")".into());
+    }
+    let mut backends = BTreeSet::new();
+    for b in &e.backends {
+        if !valid_project_name(&b.name) {
+            return Err(format!(
+                "backend name `{}` must be letters, digits, `.`, `-`, `_`",
+                t(&b.name)
+            ));
+        }
+        if !backends.insert(b.name.as_str()) {
+            return Err(format!("two backends are named `{}`", b.name));
+        }
+        for role in &b.roles {
+            if !roles.contains(role.as_str()) {
+                return Err(format!(
+                    "backend `{}` uses the role `{}`, which `toolchain` does not have ({})",
+                    b.name,
+                    t(role),
+                    e.toolchain
+                        .iter()
+                        .map(|r| r.role.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        if let Some(d) = b.diagnoses.iter().find(|d| d.when.trim().is_empty()) {
+            return Err(format!(
+                "backend `{}`: a diagnosis with an empty `when` would match every log (its `say`: {})",
+                b.name,
+                t(&d.say)
+            ));
+        }
+        if let Some(bad) = b.requires.iter().find(|q| !valid_project_name(q)) {
+            return Err(format!(
+                "backend `{}`: `requires` entry `{}` is not a project name (pin its version in xtask/constraints.txt)",
+                b.name,
+                t(bad)
             ));
         }
     }
@@ -409,6 +512,18 @@ fn check(e: &Experiment) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A package index project name (PEP 508's: letters, digits, `.`, `-`, `_`, starting and
+/// ending with a letter or digit).
+fn valid_project_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 100
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 /// The verify variables the experiment used to have, and what replaced them.

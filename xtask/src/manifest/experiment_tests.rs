@@ -20,7 +20,7 @@ fn the_repositorys_experiment_parses() {
     assert_eq!(e.interpreters[1].variable(), "PYTHON_3_15T");
     assert_eq!(e.role(RoleKind::CargoPatch).unwrap().stack, "pyo3-release");
     let python: Vec<&str> = e.roles(RoleKind::Python).map(|r| r.role.as_str()).collect();
-    assert_eq!(python, ["setuptools", "cffi"]);
+    assert_eq!(python, ["setuptools", "cffi", "setuptools-rust"]);
     assert!(e.stacks().contains("cpython-main"));
     assert_eq!(e.tested().len(), 4);
 }
@@ -82,12 +82,21 @@ fn what_the_checks_refuse() {
             "two toolchain entries play the role `setuptools`",
         ),
         (
-            Box::new(|e| e.toolchain[3].kind = RoleKind::Maturin),
+            Box::new(|e| e.toolchain[4].kind = RoleKind::Maturin),
             "two toolchain roles have `kind: maturin`",
         ),
         (
-            Box::new(|e| e.toolchain[2].runtime = true),
+            Box::new(|e| e.toolchain[3].runtime = true),
             "`runtime` is for `kind: python`",
+        ),
+        (
+            // An experiment.yaml from before backends were data says what to add.
+            Box::new(|e| e.backends.clear()),
+            "`backends` is missing or empty",
+        ),
+        (
+            Box::new(|e| e.backends[1].roles.push("meson".into())),
+            "backend `maturin` uses the role `meson`, which `toolchain` does not have",
         ),
         (
             Box::new(|e| e.refusals[0].build_on = "3.16t".into()),

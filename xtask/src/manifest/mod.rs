@@ -16,7 +16,7 @@ mod values;
 
 pub use conventions::{Conventions, NO_NEWS, News};
 pub use edit::{with_base, with_series};
-pub use experiment::{Experiment, Installer, Interpreter, RoleKind};
+pub use experiment::{Backend, Experiment, Installer, Interpreter, RoleKind};
 pub use guard::{MAX_BRACKETS, MAX_DEPTH, token};
 pub use name::PatchName;
 use source::Upstream;
@@ -101,8 +101,8 @@ pub struct Build {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// The recipe: `maturin` (PyO3 through maturin) or `setuptools` (C extensions).
-    pub kind: RecipeKind,
+    /// The build backend: one of experiment.yaml's `backends` (`setuptools`, `maturin`, ...).
+    pub kind: String,
     /// A module whose import proves the extension loads (and, on the free-threaded build,
     /// that it keeps the GIL disabled).
     pub import: String,
@@ -162,13 +162,6 @@ impl TestData {
             .split_once("==")
             .filter(|(n, v)| !n.trim().is_empty() && !v.trim().is_empty())
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecipeKind {
-    Maturin,
-    Setuptools,
 }
 
 /// Parses `stack.yaml` text. Errors carry `file:line:column` when the parser knows them.

@@ -18,7 +18,7 @@ use xshell::{Shell, cmd};
 pub use pytest::{install, test};
 pub use refusal::{abi3_wheel, refusal};
 pub use toolchain::{cpython, environment, maturin};
-pub use wheels::{AUDIT_JSON, AuditRecord, AuditSpec, maturin_wheel, setuptools_wheel};
+pub use wheels::{AUDIT_JSON, AuditRecord, AuditSpec, wheel};
 
 use super::step::StepId;
 use crate::ops::interpreters::Platform;

