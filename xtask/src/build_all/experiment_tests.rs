@@ -37,6 +37,7 @@ fn trees() -> Trees {
         ("cffi", "cffi"),
         ("pyo3-release", "pyo3"),
         ("setuptools-rust", "str"),
+        ("meson-python", "mp"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -110,6 +111,7 @@ fn what_each_steps_key_holds() {
                 "role:setuptools",
                 "role:cffi",
                 "role:setuptools-rust",
+                "role:meson-python",
                 "recipe",
             ],
             vec![StepId::CPython(s("3.15t")), StepId::Maturin],
@@ -310,7 +312,7 @@ fn the_roles_decide_which_stack_reaches_which_key() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("`cryptography` (patches/cryptography/stack.yaml) names the build backend `kind: maturin`, which experiment.yaml's `backends` does not have (setuptools, setuptools-rust)"),
+        err.contains("`cryptography` (patches/cryptography/stack.yaml) names the build backend `kind: maturin`, which experiment.yaml's `backends` does not have (setuptools, scikit-build-core, meson-python, setuptools-rust)"),
         "{err}"
     );
 }
@@ -321,12 +323,12 @@ fn the_roles_decide_which_stack_reaches_which_key() {
 fn a_backend_is_yaml_alone() {
     let text = ROOT.replace(
         "backends:\n",
-        "backends:\n  - name: rust-demo\n    roles: [setuptools, pyo3]\n    requires: [setuptools-rust, semantic_version]\n  - name: scikit-build-core\n    roles: [cffi]\n    requires: [scikit-build-core, cmake, ninja]\n",
+        "backends:\n  - name: rust-demo\n    roles: [setuptools, pyo3]\n    requires: [setuptools-rust, semantic_version]\n  - name: cmake-demo\n    roles: [cffi]\n    requires: [scikit-build-core, cmake, ninja]\n",
     );
     let e = experiment::parse("experiment.yaml", &text).unwrap();
     let ts = targets(&[
         ("bcrypt", "rust-demo"),
-        ("argon2", "scikit-build-core"),
+        ("argon2", "cmake-demo"),
         ("brotlicffi", "setuptools"),
     ]);
     let g = graph_of(&e, &trees(), &ts);

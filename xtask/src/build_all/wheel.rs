@@ -28,7 +28,10 @@ pub fn parse_name(file: &str) -> Result<WheelName> {
 
 /// What the experiment requires of a wheel built for the Stable ABI on CPython `python`
 /// (`cp315`): `<python>-abi3.abi3t-<platform>` in the name, a `Tag:` line for each of abi3 and
-/// abi3t on every platform, and only `.abi3t.so` extension modules. Returns the problems.
+/// abi3t on every platform, and only abi3t extension modules (`.abi3t.so`, or the
+/// multiarch `.abi3t-<multiarch>.so` that every CPython 3.15+ on Linux also loads, gh-122931;
+/// whether each claimed interpreter loads the name is the audit's `suffix` rule). Returns the
+/// problems.
 pub fn check(file: &str, files: &[String], wheel_text: &str, python: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let name = match parse_name(file) {
@@ -79,13 +82,26 @@ pub fn check(file: &str, files: &[String], wheel_text: &str, python: &str) -> Ve
         problems.push("the wheel has no extension module".into());
     }
     for m in modules {
-        if !(m.ends_with(".abi3t.so") || m.ends_with(".pyd")) {
+        if !(abi3t_module(m) || m.ends_with(".pyd")) {
             problems.push(format!(
-                "extension module `{m}` does not end in `.abi3t.so`"
+                "extension module `{m}` does not end in `.abi3t.so` (or `.abi3t-<multiarch>.so`)"
             ));
         }
     }
     problems
+}
+
+/// Whether a module's file name is an abi3t one: `.abi3t.so` or `.abi3t-<multiarch>.so`.
+fn abi3t_module(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.ends_with(".abi3t.so") {
+        return true;
+    }
+    let Some(i) = name.rfind(".abi3t-") else {
+        return false;
+    };
+    let arch = name[i + ".abi3t-".len()..].strip_suffix(".so");
+    arch.is_some_and(|a| !a.is_empty() && !a.contains('.'))
 }
 
 /// A small Python program that prints a wheel's file list and its `WHEEL` text as JSON.
@@ -175,6 +191,27 @@ mod tests {
 
     /// Builds real wheel files with the host's Python `zipfile`, reads them back the way the
     /// pipeline does, and checks them.
+    #[test]
+    fn abi3t_module_names() {
+        for ok in [
+            "a/_x.abi3t.so",
+            "_ffi.abi3t-x86_64-linux-gnu.so",
+            "x.abi3t-arm64-darwin.so",
+        ] {
+            assert!(abi3t_module(ok), "{ok}");
+        }
+        for bad in [
+            "_x.abi3.so",
+            "_x.cpython-315t-x86_64-linux-gnu.so",
+            "_x.abi3-x86_64-linux-gnu.so",
+            "_x.abi3t-.so",
+            "_x.abi3t-x86_64.linux.so",
+            "abi3t-x/_x.so",
+        ] {
+            assert!(!abi3t_module(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn checks_wheels_built_here() {
         let sh = xshell::Shell::new().unwrap();

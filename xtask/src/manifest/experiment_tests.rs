@@ -20,7 +20,10 @@ fn the_repositorys_experiment_parses() {
     assert_eq!(e.interpreters[1].variable(), "PYTHON_3_15T");
     assert_eq!(e.role(RoleKind::CargoPatch).unwrap().stack, "pyo3-release");
     let python: Vec<&str> = e.roles(RoleKind::Python).map(|r| r.role.as_str()).collect();
-    assert_eq!(python, ["setuptools", "cffi", "setuptools-rust"]);
+    assert_eq!(
+        python,
+        ["setuptools", "cffi", "setuptools-rust", "meson-python"]
+    );
     assert!(e.stacks().contains("cpython-main"));
     assert_eq!(e.tested().len(), 4);
 }
@@ -82,11 +85,11 @@ fn what_the_checks_refuse() {
             "two toolchain entries play the role `setuptools`",
         ),
         (
-            Box::new(|e| e.toolchain[4].kind = RoleKind::Maturin),
+            Box::new(|e| e.toolchain[5].kind = RoleKind::Maturin),
             "two toolchain roles have `kind: maturin`",
         ),
         (
-            Box::new(|e| e.toolchain[3].runtime = true),
+            Box::new(|e| e.toolchain[4].runtime = true),
             "`runtime` is for `kind: python`",
         ),
         (

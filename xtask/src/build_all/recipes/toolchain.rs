@@ -166,6 +166,12 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
     let venv = &ctx.out;
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
     let py = platform::venv_python(HOST, venv);
+    // Roles build with the tools installed before them, some run as programs (meson-python
+    // runs `meson` and `ninja`): the venv's scripts come first on PATH.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![platform::scripts_dir(HOST, venv)];
+    dirs.extend(std::env::split_paths(&path));
+    sh.set_var("PATH", std::env::join_paths(dirs)?);
     let c = &env.constraints;
     logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
     logged(

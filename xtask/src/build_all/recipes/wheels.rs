@@ -47,21 +47,34 @@ pub fn patch_pyo3(sh: &Shell, src: &Path, pyo3: &Path, pyo3_stack: &str) -> Resu
         .with_context(|| format!("writing `{}`", config.display()))?;
     let sh = sh.clone();
     sh.change_dir(src);
-    let out = cmd!(
-        sh,
-        "cargo tree --workspace --edges normal,build -i pyo3 --prefix none"
-    )
-    .quiet()
-    .ignore_status()
-    .output()
-    .context("running `cargo tree -i pyo3`")?;
-    if !out.status.success() {
+    let manifests = cargo_manifests(src)?;
+    if manifests.is_empty() {
         bail!(
-            "`cargo tree -i pyo3` with PyO3 from the `{pyo3_stack}` stack failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "no Cargo.toml that names pyo3 in `{}` (looked at the top and {MANIFEST_DEPTH} folders down)",
+            src.display()
         );
     }
-    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut tree = String::new();
+    for manifest in &manifests {
+        // Cargo reads `.cargo/config.toml` from the working directory up, so the patch
+        // applies to a crate in a subfolder too (setuptools-rust runs cargo from the top).
+        let out = cmd!(
+            sh,
+            "cargo tree --manifest-path {manifest} --workspace --edges normal,build -i pyo3 --prefix none"
+        )
+        .quiet()
+        .ignore_status()
+        .output()
+        .context("running `cargo tree -i pyo3`")?;
+        if !out.status.success() {
+            bail!(
+                "`cargo tree -i pyo3` of `{}` with PyO3 from the `{pyo3_stack}` stack failed: {}",
+                manifest.strip_prefix(src).unwrap_or(manifest).display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        tree.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
     let expected = format!("({})", pyo3.display());
     if !tree
         .lines()
@@ -73,6 +86,48 @@ pub fn patch_pyo3(sh: &Shell, src: &Path, pyo3: &Path, pyo3_stack: &str) -> Resu
         );
     }
     Ok(tree)
+}
+
+/// How deep below a source's top `cargo_manifests` looks.
+const MANIFEST_DEPTH: usize = 3;
+
+/// The crates of a source that PyO3 is swapped into: its top `Cargo.toml` when it has one
+/// (cargo finds the workspace from there), else every `Cargo.toml` that names pyo3 up to
+/// [`MANIFEST_DEPTH`] folders down (setuptools-rust packages keep theirs in `src/<name>/`),
+/// skipping `target`, `vendor` and hidden folders. Sorted.
+pub fn cargo_manifests(src: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let top = src.join("Cargo.toml");
+    if top.is_file() {
+        return Ok(vec![top]);
+    }
+    let mut found = Vec::new();
+    let mut dirs = vec![(src.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("reading `{}`", dir.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Symbolic links are not followed: a hostile sdist cannot loop or reach out.
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                if depth < MANIFEST_DEPTH
+                    && !name.starts_with('.')
+                    && !matches!(name.as_str(), "target" | "vendor" | "node_modules")
+                {
+                    dirs.push((path, depth + 1));
+                }
+            } else if kind.is_file() && name == "Cargo.toml" {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if text.contains("pyo3") {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Builds a target's one wheel with its backend (experiment.yaml's `backends`), on the
@@ -230,7 +285,13 @@ fn pip_wheel(
             None => e,
         });
     }
-    check_wheel(ctx, py, python_tag, audit)
+    // The wheel's checks fail on what a backend got wrong, too: its diagnoses explain them.
+    check_wheel(ctx, py, python_tag, audit).map_err(|e| {
+        match diagnose(backend, &format!("{e:#}")) {
+            Some(hint) => e.context(hint.to_string()),
+            None => e,
+        }
+    })
 }
 
 /// What a failed build's log says, by the backend's `diagnoses` (experiment.yaml): the
@@ -403,6 +464,33 @@ mod tests {
             .to_string();
         assert!(err.contains("the `pyo3` stack failed"), "{err}");
         assert!(err.contains("does not have that feature"), "{err}");
+        // A setuptools-rust package keeps its crate in a subfolder (bcrypt: src/_bcrypt/),
+        // and a crate that does not use PyO3 next to it is left alone.
+        let nested = tmp.join("nested");
+        std::fs::create_dir_all(nested.join("src/_x/src")).unwrap();
+        std::fs::rename(pkg.join("Cargo.toml"), nested.join("src/_x/Cargo.toml")).unwrap();
+        std::fs::write(nested.join("src/_x/src/lib.rs"), "").unwrap();
+        std::fs::create_dir_all(nested.join("tools/other")).unwrap();
+        std::fs::write(
+            nested.join("tools/other/Cargo.toml"),
+            "[package]\nname = \"other\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cargo_manifests(&nested).unwrap(),
+            [nested.join("src/_x/Cargo.toml")]
+        );
+        let tree = patch_pyo3(&sh, &nested, &release, "pyo3-release").unwrap();
+        assert!(
+            tree.contains(&format!("pyo3 v0.29.2 ({})", release.display())),
+            "{tree}"
+        );
+        let empty = tmp.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = patch_pyo3(&sh, &empty, &release, "pyo3-release")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no Cargo.toml that names pyo3"), "{err}");
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
