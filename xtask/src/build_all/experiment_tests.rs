@@ -571,3 +571,51 @@ fn a_refusal_needs_a_setuptools_target() {
     let err = specs(&e, &trees(), &tools(), &ts).unwrap_err().to_string();
     assert!(err.contains("must be `kind: setuptools`"), "{err}");
 }
+
+/// Every backend of the repository's experiment.yaml has a real target among the stacks, and
+/// the graph for all of them comes from the YAML files alone: a wheel step per target, built
+/// on the builder's environment, tested on every interpreter.
+#[test]
+fn the_repositorys_targets_cover_every_backend() {
+    let e = exp();
+    let patches = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../patches");
+    let mut ts = Vec::new();
+    for entry in std::fs::read_dir(&patches).unwrap() {
+        let dir = entry.unwrap().path();
+        let file = dir.join("stack.yaml");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let stack = crate::manifest::parse(&file.display().to_string(), &text).unwrap();
+        if let Some(target) = stack.build.and_then(|b| b.target) {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            ts.push(TargetInfo {
+                tree: format!("tree-{name}"),
+                name,
+                target,
+            });
+        }
+    }
+    ts.sort_by(|a, b| a.name.cmp(&b.name));
+    for b in &e.backends {
+        assert!(
+            ts.iter().any(|t| t.target.kind == b.name),
+            "no target uses the backend `{}`",
+            b.name
+        );
+    }
+    let g = graph_of(&e, &trees(), &ts);
+    for target in &ts {
+        let wheel = g.spec(&StepId::Wheel(target.name.clone())).unwrap();
+        assert_eq!(wheel.deps, vec![StepId::Env(e.builder().name.clone())]);
+        for i in e.tested() {
+            assert!(
+                g.spec(&StepId::Test(target.name.clone(), i.name.clone()))
+                    .is_some(),
+                "{} on {}",
+                target.name,
+                i.name
+            );
+        }
+    }
+}
