@@ -214,9 +214,13 @@ fn layered_venv(
     let py = platform::venv_python(HOST, dir);
     let own_site = logged(ctx, cmd!(sh, "{py} -c {site}"))?;
     let pth = Path::new(own_site.trim()).join("_xtask_environment.pth");
+    // A JSON string is a valid Python string literal, whatever the path holds.
     std::fs::write(
         &pth,
-        format!("import site; site.addsitedir({:?})\n", base_site.trim()),
+        format!(
+            "import site; site.addsitedir({})\n",
+            serde_json::to_string(base_site.trim())?
+        ),
     )
     .with_context(|| format!("writing `{}`", pth.display()))?;
     logged(
