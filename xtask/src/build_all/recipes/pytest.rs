@@ -191,12 +191,30 @@ pub fn test(
         &venv,
         installer,
         &files,
-        &target.test_requires,
+        &suite_requires(target),
     )?;
     import_check(ctx, &py, &target.import, interp)?;
     let tests = tests_copy(&sh, ctx, env, project, target)?;
     sh.change_dir(&tests);
     run_pytest(&sh, ctx, &py, target)
+}
+
+/// What the suite's venv gets besides the wheel: the target's `test_requires`, and the pytest
+/// plugin the runner itself relies on: pytest-xdist wherever it may pass `-n` (every target
+/// but those with `pytest_workers: 1`), from the constraints file like the rest.
+pub fn suite_requires(target: &Target) -> Vec<String> {
+    let mut requires = target.test_requires.clone();
+    let named = |r: &String| {
+        let name = r
+            .split(|c: char| "<>=!~[;@ ".contains(c))
+            .next()
+            .unwrap_or("");
+        name.to_ascii_lowercase().replace(['_', '.'], "-") == "pytest-xdist"
+    };
+    if target.pytest_workers != Some(1) && !requires.iter().any(named) {
+        requires.push("pytest-xdist".into());
+    }
+    requires
 }
 
 /// A copy holding only the tests and the pytest configuration, so the tests import the
@@ -328,6 +346,26 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_runner_brings_the_plugin_it_passes_options_to() {
+        let yaml = "kind: setuptools\nimport: m\npytest: [tests]\ntest_requires: [pytest]\n";
+        let mut t: Target = serde_yaml::from_str(yaml).unwrap();
+        // `-n <cores>` needs pytest-xdist: a target that lists only pytest gets it.
+        assert_eq!(suite_requires(&t), ["pytest", "pytest-xdist"]);
+        for listed in [
+            "pytest-xdist",
+            "pytest_xdist==3.8.0",
+            "PyTest-XDist[psutil]",
+        ] {
+            t.test_requires = vec!["pytest".into(), listed.into()];
+            assert_eq!(suite_requires(&t), ["pytest", listed], "{listed}");
+        }
+        // One process: no `-n`, no plugin.
+        t.test_requires = vec!["pytest".into()];
+        t.pytest_workers = Some(1);
+        assert_eq!(suite_requires(&t), ["pytest"]);
     }
 
     #[test]
