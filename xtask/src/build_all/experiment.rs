@@ -25,7 +25,9 @@ pub fn recipe_revision(id: &StepId) -> u32 {
         StepId::Maturin => 1,
         // 3: every `python` role is built into a wheel under `wheels/<role>/`.
         StepId::Env(_) => 3,
-        StepId::Wheel(_) => 1,
+        // 2: the source copy does not see this repository's git history (a version tool read
+        // it: argon2-cffi-bindings 0.0), and the wheel's version must be its sdist's.
+        StepId::Wheel(_) => 2,
         StepId::Install(..) => 1,
         // 4: one suite per interpreter; a failed test is re-run once on its own.
         StepId::Test(..) => 4,

@@ -177,6 +177,12 @@ pub fn wheel(
         .collect();
     logged(ctx, cmd!(sh, "{py} -c {PROBE_PY} {names...}"))?;
     sh.change_dir(&src);
+    // The source copy lives inside this repository's work tree: without a ceiling, version
+    // tools that ask git (setuptools-scm, vcs-versioning) would read this repository's
+    // history instead of the sdist's PKG-INFO.
+    if let Some(parent) = src.parent() {
+        sh.set_var("GIT_CEILING_DIRECTORIES", parent);
+    }
     sh.set_var(
         "CARGO_TARGET_DIR",
         env.work.join(format!("{project}-target")),
@@ -289,12 +295,34 @@ fn pip_wheel(
             None => e,
         });
     }
+    // An sdist says its version in PKG-INFO; a wheel with another one read it elsewhere.
+    if let Ok(pkg_info) = std::fs::read_to_string(src.join("PKG-INFO")) {
+        let whl = wheel_in(&ctx.out)?;
+        let file = whl.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let built = crate::build_all::wheel::parse_name(file)?.version;
+        if let Some(problem) = version_mismatch(&pkg_info, &built) {
+            bail!("{file}: {problem}");
+        }
+    }
     // The wheel's checks fail on what a backend got wrong, too: its diagnoses explain them.
     check_wheel(ctx, py, python_tag, audit).map_err(|e| {
         match diagnose(backend, &format!("{e:#}")) {
             Some(hint) => e.context(hint.to_string()),
             None => e,
         }
+    })
+}
+
+/// Why a wheel's version `built` is not the one the sdist's PKG-INFO gives, if it is not
+/// (compared as the wheel file name spells versions: `-` as `_`).
+fn version_mismatch(pkg_info: &str, built: &str) -> Option<String> {
+    let version = pkg_info
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("Version:"))?
+        .trim();
+    (version.replace('-', "_") != built).then(|| {
+        format!("the wheel has version {built}, the sdist's PKG-INFO says {version} (did a version tool read another repository's history?)")
     })
 }
 
@@ -519,6 +547,19 @@ mod tests {
             diagnose(setuptools, "error: metadata-generation-failed"),
             None
         );
+    }
+
+    #[test]
+    fn a_wheel_with_another_version_than_its_sdist_is_named() {
+        let pkg_info =
+            "Metadata-Version: 2.4\nName: argon2-cffi-bindings\nVersion: 26.2.0\n\nVersion: 1\n";
+        assert_eq!(version_mismatch(pkg_info, "26.2.0"), None);
+        assert!(
+            version_mismatch(pkg_info, "0.0")
+                .unwrap()
+                .contains("PKG-INFO says 26.2.0")
+        );
+        assert_eq!(version_mismatch("Name: x\n", "0.0"), None);
     }
 
     #[test]
