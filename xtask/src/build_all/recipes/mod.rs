@@ -93,7 +93,43 @@ fn export_to(sh: &Shell, ctx: &Ctx, env: &Env, project: &str, dest: &Path) -> Re
 fn export_tree(sh: &Shell, ctx: &Ctx, env: &Env, project: &str) -> Result<PathBuf> {
     let dest = scratch_src(&env.work, &ctx.name, project);
     export_to(sh, ctx, env, project, &dest)?;
+    source_vars(sh, &dest);
     Ok(dest)
+}
+
+/// What every build from an exported source runs with. The copy lives inside this
+/// repository's work tree: without a ceiling, version tools that ask git (setuptools-scm,
+/// vcs-versioning) read this repository's history (argon2-cffi-bindings' wheel was 0.0). An
+/// sdist's version is in its PKG-INFO; it is given to those tools, as distributions'
+/// packagers do, because setuptools-scm 10.3.4 with vcs-versioning 2.6.0 reads 0.0 even
+/// where no repository is in the way. The variables stay on `sh`: a caller exporting more
+/// than one source gives each its own shell.
+fn source_vars(sh: &Shell, src: &Path) {
+    if let Some(parent) = src.parent() {
+        sh.set_var("GIT_CEILING_DIRECTORIES", parent);
+    }
+    let version = std::fs::read_to_string(src.join("PKG-INFO"))
+        .ok()
+        .as_deref()
+        .and_then(pkg_info_version);
+    if let Some(v) = version {
+        for var in [
+            "SETUPTOOLS_SCM_PRETEND_VERSION",
+            "VCS_VERSIONING_PRETEND_VERSION",
+        ] {
+            sh.set_var(var, &v);
+        }
+    }
+}
+
+/// The `Version:` of a PKG-INFO's header (the lines before the first empty one).
+pub fn pkg_info_version(pkg_info: &str) -> Option<String> {
+    pkg_info
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// The wheel a step produced (exactly one).

@@ -209,7 +209,7 @@ pub fn suite_requires(target: &Target) -> Vec<String> {
             .split(|c: char| "<>=!~[;@ ".contains(c))
             .next()
             .unwrap_or("");
-        name.to_ascii_lowercase().replace(['_', '.'], "-") == "pytest-xdist"
+        crate::pypi::normalize(name) == "pytest-xdist"
     };
     if target.pytest_workers != Some(1) && !requires.iter().any(named) {
         requires.push("pytest-xdist".into());

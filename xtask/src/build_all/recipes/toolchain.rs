@@ -184,6 +184,8 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
     // Each role is kept as a wheel, so that test environments can get the same build
     // (`runtime: true`, cffi) rather than the index's.
     for role in e.roles(RoleKind::Python) {
+        // Each role's source sets its own build variables (`export_tree`).
+        let sh = sh.clone();
         if !role.requires.is_empty() {
             let requires = &role.requires;
             super::wheels::require_pins(c, requires)?;

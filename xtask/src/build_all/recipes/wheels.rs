@@ -177,23 +177,6 @@ pub fn wheel(
         .collect();
     logged(ctx, cmd!(sh, "{py} -c {PROBE_PY} {names...}"))?;
     sh.change_dir(&src);
-    // The source copy lives inside this repository's work tree: without a ceiling, version
-    // tools that ask git (setuptools-scm, vcs-versioning) would read this repository's
-    // history instead of the sdist's PKG-INFO.
-    if let Some(parent) = src.parent() {
-        sh.set_var("GIT_CEILING_DIRECTORIES", parent);
-    }
-    // An sdist's version is in its PKG-INFO: say it to setuptools-scm and vcs-versioning,
-    // as distributions' packagers do (setuptools-scm 10.3.4 with vcs-versioning 2.6.0 gives
-    // 0.0 for argon2-cffi-bindings' sdist instead of reading PKG-INFO).
-    if let Some(version) = std::fs::read_to_string(src.join("PKG-INFO"))
-        .ok()
-        .as_deref()
-        .and_then(pkg_info_version)
-    {
-        sh.set_var("SETUPTOOLS_SCM_PRETEND_VERSION", &version);
-        sh.set_var("VCS_VERSIONING_PRETEND_VERSION", &version);
-    }
     sh.set_var(
         "CARGO_TARGET_DIR",
         env.work.join(format!("{project}-target")),
@@ -272,7 +255,7 @@ pub fn require_pins(constraints: &Path, requires: &[String]) -> Result<()> {
 /// Whether a constraints file pins `name` (`name==version`, names compared as PEP 503
 /// normalizes them).
 fn pinned(constraints: &str, name: &str) -> bool {
-    let norm = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
+    let norm = crate::pypi::normalize;
     constraints.lines().any(|l| {
         let l = l.split('#').next().unwrap_or("").trim();
         l.split_once("==")
@@ -324,20 +307,10 @@ fn pip_wheel(
     })
 }
 
-/// The `Version:` of a PKG-INFO's header (the lines before the first empty one).
-fn pkg_info_version(pkg_info: &str) -> Option<String> {
-    pkg_info
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix("Version:"))
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// Why a wheel's version `built` is not the one the sdist's PKG-INFO gives, if it is not
 /// (compared as the wheel file name spells versions: `-` as `_`).
 fn version_mismatch(pkg_info: &str, built: &str) -> Option<String> {
-    let version = pkg_info_version(pkg_info)?;
+    let version = super::pkg_info_version(pkg_info)?;
     (version.replace('-', "_") != built).then(|| {
         format!("the wheel has version {built}, the sdist's PKG-INFO says {version} (did a version tool read another repository's history?)")
     })
