@@ -11,6 +11,7 @@ mod fsx;
 mod git;
 mod lock;
 mod manifest;
+mod merge_reports;
 mod ops;
 mod patch;
 mod pypi;
@@ -58,6 +59,7 @@ enum Command {
     Check(check::Args),
     Verify(verify::Args),
     Audit(audit::Args),
+    MergeReports(merge_reports::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,5 +97,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => args.run(&sh, &layout),
         Command::Verify(args) => args.run(&sh, &layout),
         Command::Audit(args) => args.run(&sh, &layout),
+        Command::MergeReports(args) => args.run(&sh, &layout),
     }
 }

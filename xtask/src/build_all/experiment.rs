@@ -118,6 +118,7 @@ pub fn specs(
         inputs,
         exclusive: false,
         leaf: false,
+        contained: false,
     };
     let mut specs = Vec::new();
     for i in &e.interpreters {
@@ -184,11 +185,14 @@ pub fn specs(
             }
         }
         let wheel = StepId::Wheel(t.name.clone());
-        specs.push(step(
+        let mut wheel_step = step(
             wheel.clone(),
             vec![StepId::Env(builder.name.clone())],
             inputs,
-        ));
+        );
+        // One target's failed build hides no other target.
+        wheel_step.contained = true;
+        specs.push(wheel_step);
         let spec_text = serde_json::to_string(&t.target)?;
         for i in e.tested() {
             let needs = vec![
@@ -218,9 +222,10 @@ pub fn specs(
                     input("installer", e.tests.suite.as_str()),
                 ],
             );
-            // pytest -n <jobs> uses every core; two at once starve the targets'
-            // threading tests (brotlicffi's concurrency test fails when oversubscribed).
-            suite.exclusive = true;
+            // A suite shares the cores with the other steps (each cell's pytest -n gets its
+            // grant), unless the target says some of its tests are timing-sensitive
+            // (brotlicffi's concurrency test fails when another process keeps a core busy).
+            suite.exclusive = !t.target.timing_sensitive.is_empty();
             // A failed cell stops no other cell: nothing needs it.
             suite.leaf = true;
             specs.push(suite);

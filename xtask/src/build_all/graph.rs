@@ -53,6 +53,9 @@ pub struct StepSpec<I> {
     /// Nothing depends on the step (a test cell), so its failure stops nothing else: the
     /// run goes on without `--keep-going`.
     pub leaf: bool,
+    /// Its failure stops only what depends on it (a target's wheel: the other targets go
+    /// on), even without `--keep-going`.
+    pub contained: bool,
 }
 
 /// Steps in dependency order with their keys.
@@ -217,6 +220,7 @@ mod tests {
             exclusive: false,
             cores: Cores::All,
             leaf: false,
+            contained: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
             inputs: vec![("tree".into(), input.into())],

@@ -2,8 +2,10 @@
 //! cached steps (`graph`), run in parallel (`run`) with a progress display (`progress`), made of
 //! real recipes (`recipes`), checked (`wheel`) and reported (`report`).
 
+mod classify;
 mod experiment;
 mod graph;
+mod matrix;
 mod platform;
 mod progress;
 mod recipes;
@@ -12,12 +14,14 @@ mod run;
 #[cfg(test)]
 mod run_tests;
 mod step;
+#[cfg(all(test, unix))]
+mod survey_tests;
 mod tools;
 mod wheel;
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 use crate::manifest::Experiment;
@@ -25,10 +29,7 @@ use crate::ops::interpreters::{Platform, tree_of};
 use crate::stack::{self, Layout, Project};
 use experiment::{TargetInfo, Trees};
 use graph::Graph;
-use recipes::pytest::CellResult;
-use recipes::refusal::RefusalResult;
 use run::Status;
-use step::StepId;
 use tools::Tools;
 
 /// Build and test the experiment `experiment.yaml` describes: each interpreter built from
@@ -74,7 +75,7 @@ impl Args {
             .max(1);
         preflight(sh, Platform::host())?;
         let experiment = stack::load_experiment(layout)?;
-        let projects = sync_all(sh, layout)?;
+        let (projects, unsynced) = sync_all(sh, layout)?;
         let target_dir = layout.xtask_target();
         let env = recipes::Env {
             root: layout.root.clone(),
@@ -133,12 +134,21 @@ impl Args {
             serde_json::to_string_pretty(&durations)?.as_bytes(),
         )?;
 
-        let report = make_report(&summary, &experiment, &projects, &targets, &tools)?;
+        let report = matrix::make_report(
+            &summary,
+            &graph,
+            &experiment,
+            &projects,
+            &targets,
+            &unsynced,
+            &tools,
+        )?;
         crate::fsx::write_atomic(
             &target_dir.join("report.json"),
             (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
         )?;
         crate::fsx::write_atomic(&target_dir.join("report.md"), report.markdown().as_bytes())?;
+        job_summary(&report)?;
         if !self.quiet {
             print!("{}", report.table());
             crate::outln!(
@@ -162,16 +172,16 @@ impl Args {
                 f.name
             );
         }
-        if !failed.is_empty() {
-            bail!(
-                "{} step(s) failed: {}",
-                failed.len(),
-                failed
-                    .iter()
-                    .map(|f| f.name.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        for u in &unsynced {
+            eprintln!(
+                "\ntarget `{}` did not sync, so none of its steps ran: {}\nsee: cargo xtask status {}",
+                u.target, u.error, u.target
             );
+        }
+        if !failed.is_empty() || !unsynced.is_empty() {
+            let mut names: Vec<String> = failed.iter().map(|f| f.name.to_string()).collect();
+            names.extend(unsynced.iter().map(|u| format!("{} (sync)", u.target)));
+            bail!("{} step(s) failed: {}", names.len(), names.join(", "));
         }
         Ok(())
     }
@@ -229,14 +239,86 @@ fn preflight(sh: &Shell, platform: Platform) -> Result<()> {
     Ok(())
 }
 
-fn sync_all(sh: &Shell, layout: &Layout) -> Result<Vec<Project>> {
-    let mut projects = Vec::new();
-    for name in layout.projects()? {
-        let (project, _lock) =
-            crate::ops::locked_and_synced(sh, layout, &name, "cargo xtask build-all", "the build")?;
-        projects.push(project);
+/// What `merge-reports` shows of the merged report.
+pub struct Merged {
+    /// The survey, as markdown.
+    pub survey: String,
+    /// Cells that did not pass (failed, or not run with a class saying why).
+    pub failing: usize,
+}
+
+/// Reads build-all reports, merges them (`report::Report::merge`) and writes `report.json`
+/// and `report.md` to `out`; the survey goes to the GitHub job summary when there is one.
+pub fn merge_reports(paths: &[std::path::PathBuf], out: &std::path::Path) -> Result<Merged> {
+    let mut reports = Vec::new();
+    for p in paths {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading `{}`", p.display()))?;
+        let r: report::Report = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not a build-all report.json", p.display()))?;
+        reports.push((p.display().to_string(), r));
     }
-    Ok(projects)
+    let merged = report::Report::merge(reports)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating `{}`", out.display()))?;
+    crate::fsx::write_atomic(
+        &out.join("report.json"),
+        (serde_json::to_string_pretty(&merged)? + "\n").as_bytes(),
+    )?;
+    crate::fsx::write_atomic(&out.join("report.md"), merged.markdown().as_bytes())?;
+    job_summary(&merged)?;
+    Ok(Merged {
+        survey: merged.survey_markdown(),
+        failing: merged
+            .matrix
+            .iter()
+            .filter(|r| {
+                r.outcome == "failed" || r.class.is_some_and(|c| c != classify::Class::Flaky)
+            })
+            .count(),
+    })
+}
+
+/// Appends the survey to the GitHub Actions job summary, when there is one
+/// (`GITHUB_STEP_SUMMARY` names the file).
+fn job_summary(report: &report::Report) -> Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening the job summary `{}`", path.to_string_lossy()))?;
+    writeln!(f, "{}", report.survey_markdown())
+        .with_context(|| format!("writing the job summary `{}`", path.to_string_lossy()))
+}
+
+/// Syncs every stack. A target's stack that does not sync (a patch that no longer applies)
+/// stops only that target: it is left out of the graph and reported; any other stack's
+/// failure stops the run, since every target needs the toolchain.
+fn sync_all(sh: &Shell, layout: &Layout) -> Result<(Vec<Project>, Vec<matrix::SyncFailure>)> {
+    let mut projects = Vec::new();
+    let mut unsynced = Vec::new();
+    for name in layout.projects()? {
+        match crate::ops::locked_and_synced(sh, layout, &name, "cargo xtask build-all", "the build")
+        {
+            Ok((project, _lock)) => projects.push(project),
+            Err(e) => {
+                let is_target = Project::load(layout, &name)
+                    .map(|p| p.stack.build.is_some_and(|b| b.target.is_some()))
+                    .unwrap_or(false);
+                if !is_target {
+                    return Err(e);
+                }
+                unsynced.push(matrix::SyncFailure {
+                    target: name,
+                    error: classify::one_line(&format!("{e:#}")),
+                });
+            }
+        }
+    }
+    Ok((projects, unsynced))
 }
 
 /// What a step named with the flavours of old (`cpython/default`, `env/freethreaded`,
@@ -274,157 +356,6 @@ fn sources(
         trees.insert(stack.to_string(), tree_of(layout, stack)?);
     }
     Ok((trees, targets))
-}
-
-fn make_report(
-    summary: &run::Summary<StepId>,
-    e: &Experiment,
-    projects: &[Project],
-    targets: &[TargetInfo],
-    tools: &Tools,
-) -> Result<report::Report> {
-    let outcome = |r: Option<&run::StepResult<StepId>>| match r.map(|r| &r.status) {
-        Some(Status::Built | Status::Cached) => "passed",
-        Some(Status::Failed) => "failed",
-        _ => "not-run",
-    };
-    let read = |r: Option<&run::StepResult<StepId>>, file: &str| -> Option<String> {
-        r.filter(|r| !r.out.as_os_str().is_empty())
-            .and_then(|r| std::fs::read_to_string(r.out.join(file)).ok())
-    };
-    let wheel_tag = |id: StepId, sub: &str| {
-        summary
-            .get(&id)
-            .filter(|r| matches!(r.status, Status::Built | Status::Cached))
-            .and_then(|r| recipes::wheel_in(&r.out.join(sub)).ok())
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .and_then(|f| wheel::parse_name(&f).ok())
-            .map(|n| format!("{}-{}-{}", n.python, n.abi, n.platform))
-    };
-    let mut matrix = Vec::new();
-    for t in targets {
-        let wheel = wheel_tag(StepId::Wheel(t.name.clone()), "");
-        // The wheel step's Stable ABI audit, on the interpreter that built it.
-        let r = summary.get(&StepId::Wheel(t.name.clone()));
-        let audit: Option<recipes::AuditRecord> =
-            read(r, recipes::AUDIT_JSON).and_then(|t| serde_json::from_str(&t).ok());
-        matrix.push(report::Row {
-            target: t.name.clone(),
-            interpreter: e.builder().name.clone(),
-            check: "audit".into(),
-            installer: "-".into(),
-            outcome: match &audit {
-                Some(a) if a.verdict == crate::stable_abi::Verdict::Violations => "failed",
-                Some(_) => "passed",
-                None => outcome(r),
-            }
-            .into(),
-            counts: None,
-            flaky: vec![],
-            wheel: wheel.clone(),
-            detail: audit.map(|a| a.summary),
-        });
-        for i in e.tested() {
-            for &installer in &e.tests.installers {
-                let r = summary.get(&StepId::Install(t.name.clone(), i.name.clone(), installer));
-                matrix.push(report::Row {
-                    target: t.name.clone(),
-                    interpreter: i.name.clone(),
-                    check: "install".into(),
-                    installer: installer.to_string(),
-                    outcome: outcome(r).into(),
-                    counts: None,
-                    flaky: vec![],
-                    wheel: wheel.clone(),
-                    detail: None,
-                });
-            }
-            let r = summary.get(&StepId::Test(t.name.clone(), i.name.clone()));
-            // What the cell left: counts, and the tests that passed only when re-run.
-            let result: Option<CellResult> =
-                read(r, "result.json").and_then(|t| serde_json::from_str(&t).ok());
-            matrix.push(report::Row {
-                target: t.name.clone(),
-                interpreter: i.name.clone(),
-                check: "tests".into(),
-                installer: e.tests.suite.to_string(),
-                outcome: outcome(r).into(),
-                counts: result.as_ref().map(|c| c.counts.clone()),
-                flaky: result.map(|c| c.flaky_tests).unwrap_or_default(),
-                wheel: wheel.clone(),
-                detail: None,
-            });
-        }
-    }
-    for refusal in &e.refusals {
-        let wheel = wheel_tag(StepId::Abi3Wheel(refusal.target.clone()), "dist");
-        for i in e.tested() {
-            for &installer in &e.tests.installers {
-                let id = StepId::Refusal(refusal.target.clone(), i.name.clone(), installer);
-                let r = summary.get(&id);
-                let found: Option<RefusalResult> =
-                    read(r, "result.json").and_then(|t| serde_json::from_str(&t).ok());
-                matrix.push(report::Row {
-                    target: refusal.target.clone(),
-                    interpreter: i.name.clone(),
-                    check: format!(
-                        "refusal (expect {})",
-                        if experiment::accepts_abi3(i) {
-                            "accept"
-                        } else {
-                            "refuse"
-                        }
-                    ),
-                    installer: installer.to_string(),
-                    outcome: outcome(r).into(),
-                    counts: None,
-                    flaky: vec![],
-                    wheel: wheel.clone(),
-                    detail: found.map(|f| format!("{}: {}", f.got, f.message)),
-                });
-            }
-        }
-    }
-    let mut stacks = Vec::new();
-    for p in projects {
-        stacks.push(report::StackInfo {
-            project: p.name.clone(),
-            base: match &p.stack.source {
-                crate::manifest::Source::Git { commit, .. } => commit.clone(),
-                crate::manifest::Source::Pypi {
-                    version, sha256, ..
-                } => {
-                    format!("{version} sha256:{sha256}")
-                }
-            },
-            version: p.stack.version,
-            series_digest: stack::digest(p)?,
-            patches: p.stack.series.len(),
-        });
-    }
-    Ok(report::Report {
-        version: 2,
-        date: crate::changelog::today(),
-        stacks,
-        tools: tools.pairs(),
-        matrix,
-        steps: summary
-            .results
-            .iter()
-            .map(|r| report::StepTime {
-                step: r.name.to_string(),
-                status: r.status.clone(),
-                seconds: r.seconds,
-                key: r.key.clone(),
-                cores: r.cores,
-                started: r.started,
-            })
-            .collect(),
-        wall_seconds: summary.wall.as_secs_f64(),
-        step_seconds: summary.step_seconds(),
-        core_seconds: summary.core_seconds(),
-        cores: summary.cores,
-    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::classify::Class;
+
 /// Test counts from a JUnit XML file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -13,6 +15,18 @@ pub struct Counts {
     /// Failed, then passed when re-run on their own; not in `failed`.
     #[serde(default)]
     pub flaky: u64,
+}
+
+impl Counts {
+    /// Both runs' counts together.
+    pub fn add(&self, other: &Counts) -> Counts {
+        Counts {
+            passed: self.passed + other.passed,
+            failed: self.failed + other.failed,
+            skipped: self.skipped + other.skipped,
+            flaky: self.flaky + other.flaky,
+        }
+    }
 }
 
 /// Sums the `<testsuite>` attributes of a JUnit XML report (pytest writes one suite).
@@ -43,25 +57,72 @@ pub fn junit_counts(xml: &str) -> Counts {
     c
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub target: String,
     pub interpreter: String,
-    /// `install` (installed and imported), `tests` (the target's test suite), or
-    /// `refusal (expect refuse|accept)` (the abi3-only wheel).
+    /// `audit` (the wheel step's Stable ABI audit), `install` (installed and imported),
+    /// `tests` (the target's test suite), or `refusal (expect refuse|accept)` (the abi3-only
+    /// wheel).
     pub check: String,
     pub installer: String,
-    /// `passed`, `failed`, or `not-run` (a step it needs failed).
+    /// `passed`, `failed`, or `not-run` (a step it needs failed, or its key changed since
+    /// the run that left its result).
     pub outcome: String,
+    /// The result is an earlier run's, for the same key (cached, or a failure it recorded).
+    #[serde(default)]
+    pub cached: bool,
+    /// Why it did not pass (none when it passed cleanly): a stable name.
+    #[serde(default)]
+    pub class: Option<Class>,
+    /// One line saying where it stopped and why.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub counts: Option<Counts>,
     /// Node ids of the tests that failed, then passed when re-run on their own.
     pub flaky: Vec<String>,
     pub wheel: Option<String>,
-    /// What the installer said, for refusals.
+    /// What the installer said, for refusals; the audit's summary.
     pub detail: Option<String>,
 }
 
 impl Row {
+    /// The outcome as the tables show it: `passed (cached)`, `failed: crash`.
+    pub fn result(&self) -> String {
+        let mut s = self.outcome.clone();
+        if let Some(c) = self.class {
+            s.push_str(&format!(": {}", c.as_str()));
+        }
+        if self.cached {
+            s.push_str(" (cached)");
+        }
+        s
+    }
+
+    /// Same target, interpreter, check and installer.
+    fn same_cell(&self, other: &Row) -> bool {
+        (
+            &self.target,
+            &self.interpreter,
+            &self.check,
+            &self.installer,
+        ) == (
+            &other.target,
+            &other.interpreter,
+            &other.check,
+            &other.installer,
+        )
+    }
+
+    /// How much a row says about its cell: run now, then an earlier result, then nothing.
+    fn weight(&self) -> u8 {
+        match (self.outcome.as_str(), self.cached) {
+            ("not-run", _) => 0,
+            (_, true) => 1,
+            _ => 2,
+        }
+    }
+
     /// The row's values in matrix order, for the markdown and the terminal tables.
     fn cells(&self) -> [String; 10] {
         let (p, f, y, k) = match &self.counts {
@@ -79,7 +140,7 @@ impl Row {
             self.interpreter.clone(),
             self.check.clone(),
             self.installer.clone(),
-            self.outcome.clone(),
+            self.result(),
             p,
             f,
             y,
@@ -92,7 +153,7 @@ impl Row {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackInfo {
     pub project: String,
     pub base: String,
@@ -101,7 +162,7 @@ pub struct StackInfo {
     pub patches: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepTime {
     pub step: String,
     pub status: super::run::Status,
@@ -113,10 +174,36 @@ pub struct StepTime {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One target's answer, for the survey at the top of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyRow {
+    pub target: String,
+    pub backend: String,
+    /// The stacks its wheel needed and how many patches each carries: its own first, then
+    /// its backend's toolchain roles.
+    pub stacks: Vec<(String, usize)>,
+    /// The wheel's tag (`cp315-abi3.abi3t-linux_x86_64`), once built.
+    pub wheel: Option<String>,
+    /// The audit's cell: `passed`, or the failure's class.
+    pub audit: String,
+    /// Per tested interpreter: `passed (N tests)`, or the first failure's class.
+    pub results: Vec<(String, String)>,
+}
+
+impl SurveyRow {
+    /// Its audit and every interpreter's cells passed.
+    pub fn passes(&self) -> bool {
+        self.audit == "passed" && self.results.iter().all(|(_, r)| r.starts_with("passed"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
     pub date: String,
+    /// One row per target: the whole answer on one screen.
+    #[serde(default)]
+    pub survey: Vec<SurveyRow>,
     pub stacks: Vec<StackInfo>,
     pub tools: Vec<(String, String)>,
     pub matrix: Vec<Row>,
@@ -132,8 +219,114 @@ pub struct Report {
 }
 
 impl Report {
+    /// The survey as a markdown table, under its heading: what the GitHub job summary shows.
+    pub fn survey_markdown(&self) -> String {
+        let interpreters: Vec<&str> = self
+            .survey
+            .first()
+            .map(|r| r.results.iter().map(|(i, _)| i.as_str()).collect())
+            .unwrap_or_default();
+        let mut s =
+            String::from("## survey\n\n| target | backend | stacks (patches) | wheel | audit |");
+        for i in &interpreters {
+            s.push_str(&format!(" {i} |"));
+        }
+        s.push_str("\n| --- | --- | --- | --- | --- |");
+        s.push_str(&" --- |".repeat(interpreters.len()));
+        s.push('\n');
+        for r in &self.survey {
+            let stacks: Vec<String> = r.stacks.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+            let mut cells = vec![
+                r.target.clone(),
+                r.backend.clone(),
+                stacks.join(", "),
+                r.wheel.clone().unwrap_or_else(|| "-".into()),
+                r.audit.clone(),
+            ];
+            cells.extend(r.results.iter().map(|(_, v)| v.clone()));
+            let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            s.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        let failing = self.survey.iter().filter(|r| !r.passes()).count();
+        s.push_str(&format!(
+            "\n{} target{}: {} pass{} on every interpreter, {failing} do{} not.\n",
+            self.survey.len(),
+            if self.survey.len() == 1 { "" } else { "s" },
+            self.survey.len() - failing,
+            if self.survey.len() - failing == 1 {
+                "es"
+            } else {
+                ""
+            },
+            if failing == 1 { "es" } else { "" },
+        ));
+        s
+    }
+
+    /// The cells that did not pass cleanly, grouped by class (earliest stage first).
+    pub fn not_passing_markdown(&self) -> String {
+        let mut by_class: std::collections::BTreeMap<Class, Vec<&Row>> = Default::default();
+        for r in &self.matrix {
+            if let Some(c) = r.class {
+                by_class.entry(c).or_default().push(r);
+            }
+        }
+        if by_class.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from("## not passing, by class\n");
+        for (class, rows) in by_class {
+            s.push_str(&format!(
+                "\n### {} ({}): {}\n\n",
+                class.as_str(),
+                rows.len(),
+                class.heading()
+            ));
+            // One line per target: its cells, and the reason of its first (the earliest
+            // stage: what blocked the rest).
+            let mut targets: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
+            targets.dedup();
+            for t in targets {
+                let cells: Vec<&&Row> = rows.iter().filter(|r| r.target == t).collect();
+                let named: Vec<String> = cells
+                    .iter()
+                    .map(|r| {
+                        let installer = if r.installer == "-" {
+                            String::new()
+                        } else {
+                            format!(" ({})", r.installer)
+                        };
+                        format!("{} on {}{installer}", r.check, r.interpreter)
+                    })
+                    .collect();
+                let shown = if named.len() <= 4 {
+                    named.join(", ")
+                } else {
+                    format!("{} cells", named.len())
+                };
+                let cached = if cells.iter().all(|r| r.cached) {
+                    ", cached"
+                } else {
+                    ""
+                };
+                s.push_str(&format!(
+                    "- {t} ({shown}{cached}): {}\n",
+                    cells[0].reason.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        s
+    }
+
     pub fn markdown(&self) -> String {
-        let mut s = format!("# build-all report ({})\n\n## matrix\n\n", self.date);
+        let mut s = format!("# build-all report ({})\n\n", self.date);
+        s.push_str(&self.survey_markdown());
+        let not_passing = self.not_passing_markdown();
+        if !not_passing.is_empty() {
+            s.push('\n');
+            s.push_str(&not_passing);
+        }
+        s.push_str("\n## matrix\n\n");
         s.push_str(
             "| target | interpreter | check | installer | result | passed | failed | flaky | skipped | wheel |\n",
         );
@@ -181,6 +374,99 @@ impl Report {
         s
     }
 
+    /// One report from several runs' (one job per target): for each cell the row that says
+    /// most (run by its own job, then an earlier result, then not-run; the first of equals),
+    /// the survey row of each target from the report whose job ran it, the stacks and steps
+    /// of all. Reports of another schema version, or of runs with other tool versions, are
+    /// refused: their cells are not comparable.
+    pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
+        let mut iter = reports.into_iter();
+        let Some((first_name, mut merged)) = iter.next() else {
+            anyhow::bail!("no reports to merge");
+        };
+        for (name, r) in iter {
+            if r.version != merged.version {
+                anyhow::bail!(
+                    "`{name}` is a version {} report, `{first_name}` version {}",
+                    r.version,
+                    merged.version
+                );
+            }
+            if r.tools != merged.tools {
+                let differ: Vec<String> = r
+                    .tools
+                    .iter()
+                    .filter(|t| !merged.tools.contains(t))
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                anyhow::bail!(
+                    "`{name}` was made with other tools than `{first_name}` ({}): its cells are not comparable",
+                    differ.join(", ")
+                );
+            }
+            for row in r.matrix {
+                match merged.matrix.iter_mut().find(|m| m.same_cell(&row)) {
+                    Some(m) if row.weight() > m.weight() => *m = row,
+                    Some(_) => {}
+                    None => merged.matrix.push(row),
+                }
+            }
+            for st in r.stacks {
+                if !merged.stacks.contains(&st) {
+                    merged.stacks.push(st);
+                }
+            }
+            for t in r.steps {
+                if !merged
+                    .steps
+                    .iter()
+                    .any(|m| m.step == t.step && m.key == t.key)
+                {
+                    merged.steps.push(t);
+                }
+            }
+            merged.wall_seconds = merged.wall_seconds.max(r.wall_seconds);
+            merged.step_seconds += r.step_seconds;
+            merged.core_seconds += r.core_seconds;
+            merged.date = merged.date.max(r.date);
+        }
+        merged.survey = merged
+            .survey
+            .iter()
+            .map(|row| merged.resurvey(row))
+            .collect();
+        Ok(merged)
+    }
+
+    /// A survey row again from the matrix (after a merge brought in the target's cells).
+    fn resurvey(&self, row: &SurveyRow) -> SurveyRow {
+        let rows: Vec<&Row> = self
+            .matrix
+            .iter()
+            .filter(|r| r.target == row.target)
+            .collect();
+        let mut out = row.clone();
+        if let Some(a) = rows.iter().find(|r| r.check == "audit") {
+            out.audit = survey_cell(&[a]);
+            if out.wheel.is_none() {
+                out.wheel = a.wheel.clone();
+            }
+        }
+        out.results = row
+            .results
+            .iter()
+            .map(|(i, _)| {
+                let cells: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| &r.interpreter == i && (r.check == "install" || r.check == "tests"))
+                    .copied()
+                    .collect();
+                (i.clone(), survey_cell(&cells))
+            })
+            .collect();
+        out
+    }
+
     /// One line per flaky test, naming it and its cell.
     pub fn flaky_lines(&self) -> Vec<String> {
         self.matrix
@@ -215,6 +501,50 @@ impl Report {
     }
 }
 
+/// A survey cell from a target's rows on one interpreter: `passed (N tests)`, `passed, N
+/// flaky`, or the first failure's class (earliest stage first) and what it hit.
+pub fn survey_cell(rows: &[&Row]) -> String {
+    if rows.is_empty() {
+        return "-".into();
+    }
+    let worst = rows
+        .iter()
+        .filter(|r| r.class.is_some_and(|c| c != Class::Flaky))
+        .min_by_key(|r| r.class);
+    if let Some(r) = worst {
+        let class = r.class.map(Class::as_str).unwrap_or_default();
+        return match (&r.counts, r.installer.as_str()) {
+            (Some(c), _) if c.failed > 0 => format!("{class} ({} failed)", c.failed),
+            (_, "pip" | "uv") if r.check != "tests" && r.outcome == "failed" => {
+                format!("{class} ({})", r.installer)
+            }
+            _ => class.to_string(),
+        };
+    }
+    if rows.iter().any(|r| r.outcome == "not-run") {
+        return "not-run".into();
+    }
+    let tests: u64 = rows
+        .iter()
+        .filter_map(|r| r.counts.as_ref())
+        .map(|c| c.passed)
+        .sum();
+    let flaky: u64 = rows
+        .iter()
+        .filter_map(|r| r.counts.as_ref())
+        .map(|c| c.flaky)
+        .sum();
+    let mut s = if rows.iter().any(|r| r.counts.is_some()) {
+        format!("passed ({tests} tests)")
+    } else {
+        "passed".to_string()
+    };
+    if flaky > 0 {
+        s.push_str(&format!(", {flaky} flaky"));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +572,9 @@ mod tests {
             check: "tests".into(),
             installer: "uv".into(),
             outcome: "passed".into(),
+            cached: false,
+            class: None,
+            reason: None,
             counts: Some(Counts {
                 passed: 157,
                 failed: 0,
@@ -255,6 +588,7 @@ mod tests {
         let report = Report {
             version: 1,
             date: "2026-01-01".into(),
+            survey: vec![],
             stacks: vec![],
             tools: vec![],
             matrix: vec![

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::classify::Failure;
 use super::graph::{Graph, Id, Selection, StepSpec};
 use super::progress::Progress;
 use crate::fsx;
@@ -67,7 +68,7 @@ pub struct Options {
     pub logs: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Cached,
@@ -90,6 +91,22 @@ pub struct StepResult<I> {
     pub started: f64,
     pub out: PathBuf,
     pub error: Option<String>,
+    /// Why it failed, when its recipe said (a [`Failure`] in its error).
+    pub failure: Option<Failure>,
+    /// Not run by this run (not selected): a result an earlier run left for the same key,
+    /// cached or failed.
+    pub earlier: bool,
+}
+
+/// What a failed step leaves in its entry (which has no done marker): its key and its error,
+/// so a later run that does not select it can still report it.
+pub const FAILED_RECORD: &str = ".xtask-failed";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FailedRecord {
+    key: String,
+    error: String,
+    failure: Option<Failure>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,10 +118,11 @@ pub struct Summary<I> {
 }
 
 impl<I: Id> Summary<I> {
+    /// The steps that failed in this run (not the failures earlier runs left).
     pub fn failed(&self) -> Vec<&StepResult<I>> {
         self.results
             .iter()
-            .filter(|r| r.status == Status::Failed)
+            .filter(|r| r.status == Status::Failed && !r.earlier)
             .collect()
     }
     pub fn step_seconds(&self) -> f64 {
@@ -301,6 +319,8 @@ pub fn execute<I: Id>(
                                     started: 0.0,
                                     out,
                                     error: None,
+                                    failure: None,
+                                    earlier: false,
                                 },
                             );
                             progress.finished(&s.name.to_string(), "cached", None);
@@ -385,9 +405,21 @@ pub fn execute<I: Id>(
                     let cores = running.remove(&name).unwrap_or(0);
                     let key = graph.key(&name)?.to_string();
                     let out = entry_dir(&opts.cache, &name.to_string(), &key);
-                    let (status, error) = match r {
-                        Ok(()) => (Status::Built, None),
-                        Err(e) => (Status::Failed, Some(format!("{e:#}"))),
+                    let (status, error, failure) = match r {
+                        Ok(()) => (Status::Built, None, None),
+                        Err(e) => {
+                            let record = FailedRecord {
+                                key: key.clone(),
+                                error: format!("{e:#}"),
+                                failure: Failure::of(&e),
+                            };
+                            // Best effort: without it a later run reports the cell not-run.
+                            let _ = fsx::write_atomic(
+                                &out.join(FAILED_RECORD),
+                                &serde_json::to_vec(&record)?,
+                            );
+                            (Status::Failed, Some(record.error), record.failure)
+                        }
                     };
                     progress.finished(
                         &name.to_string(),
@@ -398,8 +430,8 @@ pub fn execute<I: Id>(
                         },
                         Some(seconds),
                     );
-                    let leaf = graph.spec(&name).is_some_and(|s| s.leaf);
-                    if status == Status::Failed && !opts.keep_going && !leaf {
+                    let contained = graph.spec(&name).is_some_and(|s| s.leaf || s.contained);
+                    if status == Status::Failed && !opts.keep_going && !contained {
                         stop = true;
                     }
                     results.insert(
@@ -413,6 +445,8 @@ pub fn execute<I: Id>(
                             started: (start.elapsed().as_secs_f64() - seconds).max(0.0),
                             out,
                             error,
+                            failure,
+                            earlier: false,
                         },
                     );
                 }
@@ -429,6 +463,19 @@ pub fn execute<I: Id>(
             .entry(s.name.clone())
             .or_insert_with(|| blocked(graph, s));
     }
+    // What earlier runs left for the steps not selected: the report is the state of the
+    // whole matrix, not of this run's part.
+    for s in graph
+        .steps
+        .iter()
+        .filter(|s| !selection.wanted.contains(&s.name))
+    {
+        let key = graph.key(&s.name)?.to_string();
+        let out = entry_dir(&opts.cache, &s.name.to_string(), &key);
+        if let Some(r) = earlier_result(&s.name, &key, &out) {
+            results.insert(s.name.clone(), r);
+        }
+    }
     let order: Vec<StepResult<I>> = graph
         .steps
         .iter()
@@ -441,6 +488,29 @@ pub fn execute<I: Id>(
     })
 }
 
+/// The result an earlier run left in a cache entry for this key: done, or failed with its
+/// record; none when the entry is missing, unfinished or for another key.
+pub fn earlier_result<I: Id>(name: &I, key: &str, out: &Path) -> Option<StepResult<I>> {
+    let result = |status, error, failure| StepResult {
+        name: name.clone(),
+        key: key.to_string(),
+        status,
+        seconds: 0.0,
+        cores: 0,
+        started: 0.0,
+        out: out.to_path_buf(),
+        error,
+        failure,
+        earlier: true,
+    };
+    if is_done(out, key) {
+        return Some(result(Status::Cached, None, None));
+    }
+    let record: FailedRecord =
+        serde_json::from_slice(&std::fs::read(out.join(FAILED_RECORD)).ok()?).ok()?;
+    (record.key == key).then(|| result(Status::Failed, Some(record.error), record.failure))
+}
+
 fn blocked<I: Id>(graph: &Graph<I>, s: &StepSpec<I>) -> StepResult<I> {
     StepResult {
         name: s.name.clone(),
@@ -451,6 +521,8 @@ fn blocked<I: Id>(graph: &Graph<I>, s: &StepSpec<I>) -> StepResult<I> {
         started: 0.0,
         out: PathBuf::new(),
         error: None,
+        failure: None,
+        earlier: false,
     }
 }
 
@@ -555,6 +627,8 @@ mod tests {
             started: 0.0,
             out: PathBuf::new(),
             error: None,
+            failure: None,
+            earlier: false,
         };
         let s = Summary {
             results: vec![

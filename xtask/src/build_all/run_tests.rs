@@ -109,6 +109,7 @@ mod cases {
             exclusive: false,
             cores: Cores::All,
             leaf: false,
+            contained: false,
             name: name.into(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
             inputs: vec![("in".into(), input.into())],
@@ -244,6 +245,41 @@ mod cases {
         w.run(&g, &all(&g), &[], 2, false);
         w.run(&g, &g.select(&[], Some("wheel")).unwrap(), &[], 2, false);
         assert_eq!(w.ran(), ["test/default", "test/ft", "wheel"]);
+    }
+
+    #[test]
+    fn a_run_of_some_steps_reports_what_earlier_runs_left_for_the_others() {
+        let w = World::new("earlier");
+        let g = graph("s1");
+        // test/ft fails (a leaf: the rest runs); everything else is cached.
+        w.run(&g, &all(&g), &["test/ft"], 2, false);
+        let only_default = g
+            .select(&["test/default".into()], Some("test/default"))
+            .unwrap();
+        let s = w.run(&g, &only_default, &[], 2, false);
+        assert_eq!(w.ran(), ["test/default"]);
+        let ft = s
+            .get(&n("test/ft"))
+            .expect("an unselected step is still reported");
+        assert_eq!((&ft.status, ft.earlier), (&Status::Failed, true));
+        assert!(ft.error.as_deref().unwrap().contains("step test/ft broke"));
+        let wheel = s.get(&n("wheel")).unwrap();
+        assert_eq!((&wheel.status, wheel.earlier), (&Status::Cached, false));
+        assert!(
+            s.failed().is_empty(),
+            "an earlier failure is not this run's"
+        );
+        // A changed key: the earlier results are for another key, so not reported.
+        let g2 = graph("s2");
+        let s = w.run(
+            &g2,
+            &g2.select(&["cpython/default".into()], None).unwrap(),
+            &[],
+            2,
+            false,
+        );
+        assert!(s.get(&n("test/ft")).is_none());
+        assert!(s.get(&n("maturin")).unwrap().earlier);
     }
 
     #[test]

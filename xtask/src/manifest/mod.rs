@@ -124,6 +124,11 @@ pub struct Target {
     /// one process, for suites whose threading tests assume the cores are free.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pytest_workers: Option<usize>,
+    /// Tests (pytest node ids or paths, relative to the tests' copy) whose timing assumes
+    /// free cores. A target that lists any runs its test cells alone, nothing else beside
+    /// them: the rest of its suite first, on every core, then these in one process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timing_sensitive: Vec<String>,
     /// Violations of the Stable ABI audit this target accepts, each with its reason (see
     /// docs/audit.md); the wheel step fails on any other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

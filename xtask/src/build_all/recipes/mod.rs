@@ -20,6 +20,7 @@ pub use refusal::{abi3_wheel, refusal};
 pub use toolchain::{cpython, environment, maturin};
 pub use wheels::{AUDIT_JSON, AuditRecord, AuditSpec, wheel};
 
+use super::classify::{self, Class, Failure};
 use super::step::StepId;
 use crate::ops::interpreters::Platform;
 
@@ -44,11 +45,71 @@ impl Env {
     }
 }
 
-/// Runs a command, keeps its output in the step's log, fails with the command named.
+/// What a command left: its exit status and its output (also in the step's log).
+pub struct Ran {
+    pub line: String,
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Its failure, unless it succeeded: a process killed by a signal is a crash, whoever
+    /// runs it.
+    pub fn check(self) -> Result<String> {
+        if self.status.success() {
+            return Ok(self.stdout);
+        }
+        let e = anyhow::anyhow!("`{}` failed ({})", self.line, self.status);
+        if signalled(&self.status) {
+            let what = short_command(&self.line);
+            return Err(e.context(Failure::new(
+                Class::Crash,
+                format!("`{what}` was killed by a signal ({})", self.status),
+            )));
+        }
+        Err(e)
+    }
+
+    /// The line of its output that says what went wrong.
+    pub fn error_line(&self) -> Option<String> {
+        classify::error_line(&format!("{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+#[cfg(unix)]
+fn signalled(status: &std::process::ExitStatus) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(status).is_some()
+}
+
+#[cfg(not(unix))]
+fn signalled(_: &std::process::ExitStatus) -> bool {
+    false
+}
+
+/// A command line cut to its program's file name and first two arguments, for a report
+/// line (`python -m pytest`).
+pub fn short_command(line: &str) -> String {
+    // xshell quotes arguments with spaces; the quotes say nothing in a report line.
+    let mut words = line
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\''));
+    let program = words
+        .next()
+        .map(|p| p.rsplit(['/', '\\']).next().unwrap_or(p))
+        .unwrap_or_default();
+    std::iter::once(program)
+        .chain(words.take(2))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs a command, keeps its output in the step's log, and returns what it left; fails only
+/// when it could not be started.
 ///
 /// Every cargo it starts, directly or under pip and maturin, builds with the step's granted
 /// cores (`CARGO_BUILD_JOBS`) instead of all of the machine's.
-pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
+pub fn run_logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<Ran> {
     let line = cmd.to_string();
     ctx.note(&format!("$ {line}"))?;
     let out = cmd
@@ -57,13 +118,21 @@ pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
         .ignore_status()
         .output()
         .with_context(|| format!("running `{line}`"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    ctx.note(&stdout)?;
-    ctx.note(&String::from_utf8_lossy(&out.stderr))?;
-    if !out.status.success() {
-        bail!("`{line}` failed ({})", out.status);
-    }
-    Ok(stdout)
+    let ran = Ran {
+        line,
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    ctx.note(&ran.stdout)?;
+    ctx.note(&ran.stderr)?;
+    Ok(ran)
+}
+
+/// Runs a command, keeps its output in the step's log, fails with the command named (and as
+/// a crash when a signal killed it).
+pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
+    run_logged(ctx, cmd)?.check()
 }
 
 /// Where a step copies a checkout: its own folder, because steps run in parallel and the
@@ -180,6 +249,44 @@ mod tests {
         let seen = logged(&ctx, cmd!(sh, "printenv CARGO_BUILD_JOBS"));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(seen.unwrap().trim(), "3");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_process_killed_by_a_signal_is_a_crash() {
+        let dir = std::env::temp_dir().join(format!("xtask-crash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = Ctx {
+            name: StepId::Maturin,
+            out: dir.clone(),
+            deps: Default::default(),
+            log: dir.join("log"),
+            jobs: 1,
+        };
+        let sh = Shell::new().unwrap();
+        let script = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let (segv, exit3) = (script("segv", "kill -SEGV $$"), script("exit3", "exit 3"));
+        let crashed = logged(&ctx, cmd!(sh, "{segv} now")).unwrap_err();
+        let failed = logged(&ctx, cmd!(sh, "{exit3}")).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        let f = Failure::of(&crashed).expect("a crash is classified");
+        assert_eq!(f.class, Class::Crash);
+        assert!(
+            f.reason.starts_with("`segv now` was killed by a signal"),
+            "{f:?}"
+        );
+        assert!(f.reason.contains("SIGSEGV"), "{f:?}");
+        assert_eq!(Failure::of(&failed), None, "an exit status is not a crash");
+        assert_eq!(
+            short_command("/a/b/python3 -m pytest -x y"),
+            "python3 -m pytest"
+        );
     }
 
     #[test]

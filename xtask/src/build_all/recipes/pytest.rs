@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 use super::toolchain::runtime_wheels;
-use super::{Ctx, Env, HOST, copy_tree, logged, wheel_in};
+use super::{Ctx, Env, HOST, copy_tree, logged, run_logged, wheel_in};
+use crate::build_all::classify::{self, Class, Failure, classed};
 use crate::build_all::platform;
 use crate::build_all::report::{self, Counts};
 use crate::build_all::step::{Installer, StepId};
@@ -88,28 +89,36 @@ pub fn fresh_venv(
     logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
     let py = platform::venv_python(HOST, venv);
     let c = &env.constraints;
-    match installer {
+    let ran = match installer {
         Installer::Pip => {
             logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
-            logged(
+            run_logged(
                 ctx,
                 cmd!(
                     sh,
                     "{py} -m pip install --quiet -c {c} {files...} {reqs...}"
                 ),
-            )?;
+            )?
         }
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
-            logged(
+            run_logged(
                 ctx,
                 cmd!(
                     sh,
                     "{uv} pip install --python {py} -c {c} {files...} {reqs...}"
                 ),
-            )?;
+            )?
         }
-    }
+    };
+    let said = ran.error_line().unwrap_or_default();
+    ran.check().map_err(|e| {
+        classed(
+            e,
+            Class::InstallRefused,
+            format!("{installer} refused to install on {}: {said}", interp.name),
+        )
+    })?;
     Ok(py)
 }
 
@@ -120,13 +129,25 @@ pub fn import_check(ctx: &Ctx, py: &Path, import: &str, interp: &Interpreter) ->
     let probe = format!(
         "import sys, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); __import__('importlib.util').util.find_spec('cffi') and print('cffi', __import__('cffi').__version__, file=sys.stderr)"
     );
-    let gil = logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let ran = run_logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
+    let said = ran.error_line().unwrap_or_default();
+    let gil = ran.check().map_err(|e| {
+        classed(
+            e,
+            Class::ImportError,
+            format!("`import {import}` failed on {}: {said}", interp.name),
+        )
+    })?;
     if interp.flavour.free_threaded() && gil.trim() != "False" {
-        bail!(
-            "importing `{import}` on the free-threaded {} turned the GIL on (sys._is_gil_enabled() is {})",
-            interp.name,
-            gil.trim()
-        );
+        return Err(Failure::new(
+            Class::ImportError,
+            format!(
+                "importing `{import}` on the free-threaded {} turned the GIL on (sys._is_gil_enabled() is {}): the module does not declare Py_MOD_GIL_NOT_USED",
+                interp.name,
+                gil.trim()
+            ),
+        )
+        .into());
     }
     Ok(())
 }
@@ -250,16 +271,50 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
         n => vec!["-n".into(), n.to_string()],
     };
     let args = &target.pytest;
-    let first = logged(
+    let deselect: Vec<String> = target
+        .timing_sensitive
+        .iter()
+        .map(|t| format!("--deselect={t}"))
+        .collect();
+    // The workers must collect the same tests: a suite parametrized over a set (brotlicffi's
+    // test files) collects them in hash order, which differs between processes unless the
+    // seed is fixed.
+    let first_ran = run_logged(
         ctx,
         cmd!(
             sh,
-            "{py} -m pytest {workers...} -o {cache} --junitxml={junit} {args...}"
-        ),
-    );
-    let counts = std::fs::read_to_string(&junit)
-        .map(|x| report::junit_counts(&x))
-        .unwrap_or_default();
+            "{py} -m pytest {workers...} -o {cache} --junitxml={junit} {deselect...} {args...}"
+        )
+        .env("PYTHONHASHSEED", "0"),
+    )?;
+    let crashed_worker = classify::crashed_worker(&first_ran.stdout);
+    let mut first_said = first_ran.error_line().unwrap_or_default();
+    let mut first_code = first_ran.status.code();
+    let mut first = first_ran.check();
+    // Then the timing-sensitive tests, in one process (the cell runs alone: the cores are
+    // free), into the same pytest cache, so a failure there is re-run like any other.
+    let alone = &target.timing_sensitive;
+    let alone_junit = ctx.out.join("junit-alone.xml");
+    if !alone.is_empty() {
+        let ran = run_logged(
+            ctx,
+            cmd!(
+                sh,
+                "{py} -m pytest -o {cache} --junitxml={alone_junit} {alone...}"
+            ),
+        )?;
+        if first.is_ok() {
+            first_said = ran.error_line().unwrap_or_default();
+            first_code = ran.status.code();
+            first = ran.check();
+        }
+    }
+    let mut counts = Counts::default();
+    for file in [&junit, &alone_junit] {
+        if let Ok(x) = std::fs::read_to_string(file) {
+            counts = counts.add(&report::junit_counts(&x));
+        }
+    }
     let lastfailed = ctx
         .out
         .join("pytest-cache")
@@ -271,9 +326,23 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
         counts,
         flaky_tests: vec![],
     };
+    let failed_count = counts_failed(&result.counts);
     let outcome = match after_first_run(first.is_ok(), failed) {
         Next::Passed => Ok(()),
-        Next::Failed => first.map(|_| ()),
+        // pytest's exit code 1 is "tests failed"; others are usage, collection or internal
+        // errors (`unrecognized arguments`), where no test ran to fail.
+        Next::Failed => first.map(|_| ()).map_err(|e| match first_code {
+            Some(1) => classed(
+                e,
+                Class::TestsFailedEverywhere,
+                format!("{failed_count}: {first_said}"),
+            ),
+            _ => classed(
+                e,
+                Class::Error,
+                format!("pytest did not run the tests: {first_said}"),
+            ),
+        }),
         Next::Rerun(ids) => {
             ctx.note(&format!(
                 "re-running {} failed test(s) once, on their own: {}",
@@ -295,9 +364,19 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
                     result.flaky_tests = flaky;
                     Ok(())
                 }
-                Err(ids) => rerun
-                    .map(|_| ())
-                    .with_context(|| format!("failed again when re-run: {}", ids.join(" "))),
+                Err(ids) => {
+                    let e = rerun
+                        .map(|_| ())
+                        .with_context(|| format!("failed again when re-run: {}", ids.join(" ")));
+                    e.map_err(|e| match &crashed_worker {
+                        Some(line) => classed(e, Class::Crash, line.clone()),
+                        None => classed(
+                            e,
+                            Class::TestsFailedEverywhere,
+                            format!("{failed_count}, again when re-run: {}", shown_ids(&ids)),
+                        ),
+                    })
+                }
             }
         }
     };
@@ -306,6 +385,24 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
         serde_json::to_string_pretty(&result)?.as_bytes(),
     )?;
     outcome
+}
+
+/// `3 tests failed` (from the JUnit counts; "tests failed" when there are none).
+fn counts_failed(c: &Counts) -> String {
+    match c.failed {
+        0 => "tests failed".into(),
+        1 => "1 test failed".into(),
+        n => format!("{n} tests failed"),
+    }
+}
+
+/// The first three node ids, and how many more.
+fn shown_ids(ids: &[String]) -> String {
+    let mut s = ids.iter().take(3).cloned().collect::<Vec<_>>().join(" ");
+    if ids.len() > 3 {
+        s.push_str(&format!(" (and {} more)", ids.len() - 3));
+    }
+    s
 }
 
 /// Copies a folder of another sdist (downloaded once, checked against its sha256) into the

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::build_all::classify::{Class, Failure};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
@@ -141,15 +142,22 @@ pub fn refusal(
     match (result.expected.as_str(), out.status.success()) {
         ("accept", true) => import_check(ctx, &py, &target.import, interp),
         ("refuse", false) => Ok(()),
-        ("accept", false) => bail!(
-            "{installer} refused the abi3-only wheel on the GIL-enabled {}: {}",
-            interp.name,
-            result.message
-        ),
-        _ => bail!(
-            "{installer} installed the abi3-only wheel on the free-threaded {}, whose ABI is abi3t",
-            interp.name
-        ),
+        ("accept", false) => Err(Failure::new(
+            Class::RefusalMismatch,
+            format!(
+                "{installer} refused the abi3-only wheel on the GIL-enabled {}: {}",
+                interp.name, result.message
+            ),
+        )
+        .into()),
+        _ => Err(Failure::new(
+            Class::RefusalMismatch,
+            format!(
+                "{installer} installed the abi3-only wheel on the free-threaded {}, whose ABI is abi3t",
+                interp.name
+            ),
+        )
+        .into()),
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-use super::{Ctx, Env, HOST, export_tree, logged, wheel_in};
+use super::{Ctx, Env, HOST, export_tree, logged, run_logged, wheel_in};
+use crate::build_all::classify::{self, Class, Failure, classed};
 use crate::build_all::platform;
 use crate::build_all::step::StepId;
 use crate::build_all::wheel;
@@ -158,7 +159,14 @@ pub fn wheel(
         ctx.note(&format!(
             "$ cargo tree --workspace --edges normal,build -i pyo3 --prefix none\n{shown}"
         ))?;
-        tree?;
+        tree.map_err(|e| {
+            let said = classify::error_line(&format!("{e:#}")).unwrap_or_default();
+            classed(
+                e,
+                Class::BuildRefused,
+                format!("cargo refused the build with PyO3 from the `{pyo3_stack}` stack: {said}"),
+            )
+        })?;
     }
     let venv = ctx.dep(&StepId::Env(builder.name.clone()))?.to_path_buf();
     let mut py = platform::venv_python(HOST, &venv);
@@ -275,18 +283,20 @@ fn pip_wheel(
     audit: &AuditSpec,
 ) -> Result<()> {
     let out = &ctx.out;
-    let built = logged(
+    let ran = run_logged(
         ctx,
         cmd!(
             sh,
             "{py} -m pip wheel --no-build-isolation --no-deps -w {out} {src}"
         ),
-    );
-    if let Err(e) = built {
+    )?;
+    let said = ran.error_line().unwrap_or_default();
+    if let Err(e) = ran.check() {
         let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
+        let name = &backend.name;
         return Err(match diagnose(backend, &log) {
-            Some(hint) => e.context(hint.to_string()),
-            None => e,
+            Some(hint) => classed(e.context(hint.to_string()), Class::BuildRefused, hint),
+            None => classed(e, Class::BuildRefused, format!("{name} failed: {said}")),
         });
     }
     // An sdist says its version in PKG-INFO; a wheel with another one read it elsewhere.
@@ -295,13 +305,20 @@ fn pip_wheel(
         let file = whl.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let built = crate::build_all::wheel::parse_name(file)?.version;
         if let Some(problem) = version_mismatch(&pkg_info, &built) {
-            bail!("{file}: {problem}");
+            return Err(Failure::new(Class::WrongTags, format!("{file}: {problem}")).into());
         }
     }
     // The wheel's checks fail on what a backend got wrong, too: its diagnoses explain them.
     check_wheel(ctx, py, python_tag, audit).map_err(|e| {
         match diagnose(backend, &format!("{e:#}")) {
-            Some(hint) => e.context(hint.to_string()),
+            // The diagnosis is the reason; the class stays the check's.
+            Some(hint) => match Failure::of(&e) {
+                Some(f) => {
+                    let reason = format!("{hint}: {}", f.reason);
+                    e.context(Failure::new(f.class, reason))
+                }
+                None => e.context(hint.to_string()),
+            },
             None => e,
         }
     })
@@ -351,7 +368,9 @@ fn check_wheel(ctx: &Ctx, py: &Path, python_tag: &str, audit: &AuditSpec) -> Res
         }
     ))?;
     if !problems.is_empty() {
-        bail!("{file}: {}", problems.join("; "));
+        return Err(
+            Failure::new(Class::WrongTags, format!("{file}: {}", problems.join("; "))).into(),
+        );
     }
     audit_wheel(ctx, &whl, audit)
 }
@@ -381,12 +400,17 @@ pub fn audit_wheel(ctx: &Ctx, whl: &Path, audit: &AuditSpec) -> Result<()> {
         lines.iter().map(|l| format!("\n  {l}")).collect::<String>()
     ))?;
     if !lines.is_empty() {
-        bail!(
+        let e = anyhow::anyhow!(
             "the Stable ABI audit found {} violation{} (`cargo xtask audit` explains the rules; a target can waive one in `build.target.audit_waivers`, with a reason):\n  {}",
             lines.len(),
             if lines.len() == 1 { "" } else { "s" },
             lines.join("\n  ")
         );
+        let first = lines.first().cloned().unwrap_or_default();
+        return Err(e.context(Failure::new(
+            Class::AuditViolation,
+            format!("{} violation(s) in {file}, first: {first}", lines.len()),
+        )));
     }
     Ok(())
 }
