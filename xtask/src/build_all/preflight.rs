@@ -88,10 +88,10 @@ pub fn system_requires(layout: &Layout) -> Result<Vec<(String, Vec<SystemRequire
     let mut found = Vec::new();
     for name in layout.projects()? {
         let project = Project::load(layout, &name)?;
-        if let Some(t) = project.stack.build.and_then(|b| b.target) {
-            if !t.system_requires.is_empty() {
-                found.push((name, t.system_requires));
-            }
+        if let Some(t) = project.stack.build.and_then(|b| b.target)
+            && !t.system_requires.is_empty()
+        {
+            found.push((name, t.system_requires));
         }
     }
     Ok(found)
