@@ -178,6 +178,13 @@ pub fn specs(
             // Its build tools' versions are pinned there.
             inputs.push(input("constraints", &tools.constraints));
         }
+        if !t.target.build_env.is_empty() {
+            // Only when set, so the other targets keep their keys.
+            inputs.push(input(
+                "build-env",
+                &serde_json::to_string(&t.target.build_env)?,
+            ));
+        }
         for r in e.backend_roles(backend) {
             // Python roles and maturin reach the wheel through the environment's key.
             if r.kind == RoleKind::CargoPatch {
@@ -333,6 +340,7 @@ pub fn action(
                 .with_context(|| format!("no build target `{project}`"))?;
             let backend = backend_of(&e, info)?.clone();
             let pyo3 = cargo_patch_stack(&e, &backend);
+            let build_env = t.build_env.clone();
             Box::new(move |ctx| {
                 recipes::wheel(
                     &env,
@@ -342,6 +350,7 @@ pub fn action(
                     &backend,
                     pyo3.as_deref(),
                     &audit,
+                    &build_env,
                 )
             })
         }

@@ -26,6 +26,8 @@ fn target(kind: &str) -> Target {
         pytest_workers: None,
         timing_sensitive: vec![],
         audit_waivers: vec![],
+        build_env: Default::default(),
+        system_requires: vec![],
     }
 }
 
@@ -436,6 +438,14 @@ fn test_only_fields_leave_the_wheel_key_alone() {
             t.test_requires.push("hypothesis".into())
         }),
         ("pytest_workers", |t| t.pytest_workers = Some(1)),
+        // The preflight reads it; the test cells' keys hold it with the whole target.
+        ("system_requires", |t| {
+            t.system_requires.push(crate::manifest::SystemRequire {
+                pkg_config: "libsodium".into(),
+                debian: "libsodium-dev".into(),
+                brew: "libsodium".into(),
+            })
+        }),
         ("test_data", |t| {
             t.test_data.push(TestData {
                 sdist: "brotli==1.2.1".into(),
@@ -465,6 +475,15 @@ fn test_only_fields_leave_the_wheel_key_alone() {
         symbol: None,
         reason: "checked by hand".into(),
     });
+    let got = changed(&base, &graph(&trees(), &ts));
+    assert!(got.contains("cryptography/wheel"), "{got:?}");
+    assert!(!got.contains("brotlicffi/wheel"), "{got:?}");
+    // And the variables the backend builds with.
+    let mut ts = two_targets();
+    ts[0]
+        .target
+        .build_env
+        .insert("SODIUM_INSTALL".into(), "system".into());
     let got = changed(&base, &graph(&trees(), &ts));
     assert!(got.contains("cryptography/wheel"), "{got:?}");
     assert!(!got.contains("brotlicffi/wheel"), "{got:?}");

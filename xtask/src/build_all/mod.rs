@@ -7,6 +7,7 @@ mod experiment;
 mod graph;
 mod matrix;
 mod platform;
+mod preflight;
 mod progress;
 mod recipes;
 mod report;
@@ -22,7 +23,7 @@ mod wheel;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::manifest::Experiment;
 use crate::ops::interpreters::{Platform, tree_of};
@@ -73,7 +74,7 @@ impl Args {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
-        preflight(sh, Platform::host())?;
+        preflight::preflight(sh, Platform::host(), &preflight::system_requires(layout)?)?;
         let experiment = stack::load_experiment(layout)?;
         let (projects, unsynced) = sync_all(sh, layout)?;
         let target_dir = layout.xtask_target();
@@ -185,58 +186,6 @@ impl Args {
         }
         Ok(())
     }
-}
-
-/// The tools build-all runs, and on POSIX the system packages CPython needs for `ssl`,
-/// `ctypes`, `sqlite3` and `zlib`, found before the long steps start.
-fn preflight(sh: &Shell, platform: Platform) -> Result<()> {
-    let path: Vec<_> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    if let Some(tool) = platform::missing_tools(platform, &path, |p| p.is_file()).first() {
-        bail!("`{tool}` is not on PATH; build-all needs it");
-    }
-    if platform == Platform::Windows {
-        // PCbuild fetches CPython's libraries itself (`build.bat -e`).
-        return Ok(());
-    }
-    // ccache is optional: without it every CPython build compiles everything, so say so
-    // once here; each CPython step's log says it too.
-    if recipes::cpython::find_ccache(&path, std::path::Path::new(""), |p| p.is_file()).is_none() {
-        eprintln!("note: {}", recipes::cpython::NO_CCACHE);
-    }
-    let needs = [
-        ("openssl", "libssl-dev", "openssl@3"),
-        ("libffi", "libffi-dev", "libffi"),
-        ("zlib", "zlib1g-dev", "zlib"),
-        ("sqlite3", "libsqlite3-dev", "sqlite"),
-    ];
-    let mut missing = Vec::new();
-    for (module, debian, brew) in needs {
-        if cmd!(sh, "pkg-config --exists {module}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_err()
-        {
-            missing.push((module, debian, brew));
-        }
-    }
-    if !missing.is_empty() {
-        let names = |i: usize| {
-            missing
-                .iter()
-                .map(|m| [m.0, m.1, m.2][i])
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        bail!(
-            "missing development files for {} (pkg-config found none); install them first:\n  Debian/Ubuntu: sudo apt-get install pkg-config {}\n  macOS: brew install pkg-config {}",
-            names(0),
-            names(1),
-            names(2)
-        );
-    }
-    Ok(())
 }
 
 /// What `merge-reports` shows of the merged report.

@@ -3,6 +3,8 @@
 //! Everything here is pure data: it reads and writes strings, never the file system, so every
 //! rule is a table test. The format is documented field by field in `docs/stack-format.md`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +135,54 @@ pub struct Target {
     /// docs/audit.md); the wheel step fails on any other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit_waivers: Vec<crate::stable_abi::Waiver>,
+    /// Environment variables the wheel step gives the build backend (PyNaCl's
+    /// `SODIUM_INSTALL: system`); part of the wheel's key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_env: BTreeMap<String, String>,
+    /// System libraries the build needs, which build-all's preflight looks for with
+    /// pkg-config before the long steps start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_requires: Vec<SystemRequire>,
+}
+
+/// A system library a target builds against, by its names for pkg-config, Debian and Homebrew.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemRequire {
+    pub pkg_config: String,
+    pub debian: String,
+    pub brew: String,
+}
+
+impl SystemRequire {
+    /// Why a name cannot be used, if one cannot: they reach pkg-config's command line and the
+    /// install commands people copy from the error.
+    fn problem(&self) -> Option<String> {
+        [&self.pkg_config, &self.debian, &self.brew]
+            .into_iter()
+            .find(|n| !is_package_name(n))
+            .map(|n| {
+                format!(
+                    "`{}` is not a package name (letters, digits, `.`, `_`, `+` and `-`, not starting with `-`)",
+                    guard::token(n)
+                )
+            })
+    }
+}
+
+fn is_package_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+}
+
+/// Whether `name` is a portable environment variable name (POSIX: letters, digits and `_`,
+/// not starting with a digit).
+fn is_env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn default_test_files() -> Vec<String> {
@@ -231,6 +281,24 @@ pub fn parse(file: &str, text: &str) -> Result<Stack> {
             w.check().map_err(|e| {
                 anyhow::anyhow!("{file}:{at}:1: in `build.target.audit_waivers`: {e}")
             })?;
+        }
+        for (name, value) in &target.build_env {
+            if !is_env_name(name) {
+                bail!(
+                    "{file}:{at}:1: in `build.target.build_env`: `{}` is not a variable name (letters, digits and `_`, not starting with a digit)",
+                    guard::token(name)
+                );
+            }
+            if value.chars().any(char::is_control) {
+                bail!(
+                    "{file}:{at}:1: in `build.target.build_env`: the value of `{name}` holds a control character"
+                );
+            }
+        }
+        for r in &target.system_requires {
+            if let Some(why) = r.problem() {
+                bail!("{file}:{at}:1: in `build.target.system_requires`: {why}");
+            }
         }
         for d in &target.test_data {
             if d.name_version().is_none() {
@@ -391,6 +459,65 @@ mod tests {
         ] {
             let err = parse("stack.yaml", &text).unwrap_err().to_string();
             assert!(err.contains(want), "got {err}");
+        }
+    }
+
+    #[test]
+    fn target_build_env_and_system_requires_are_checked() {
+        let target = format!(
+            "{GIT}build:\n  target:\n    kind: setuptools\n    import: m\n    pytest: [tests]\n"
+        );
+        let sodium = "    system_requires:\n      - pkg_config: libsodium\n        debian: libsodium-dev\n        brew: libsodium\n";
+        let text = format!("{target}    build_env:\n      SODIUM_INSTALL: system\n{sodium}");
+        let t = parse("stack.yaml", &text)
+            .unwrap()
+            .build
+            .unwrap()
+            .target
+            .unwrap();
+        assert_eq!(t.build_env["SODIUM_INSTALL"], "system");
+        assert_eq!(
+            t.system_requires,
+            [SystemRequire {
+                pkg_config: "libsodium".into(),
+                debian: "libsodium-dev".into(),
+                brew: "libsodium".into(),
+            }]
+        );
+        // Unset, neither reaches the target's JSON, so the other targets keep their keys.
+        let plain = parse("stack.yaml", &target).unwrap().build.unwrap().target;
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("build_env") && !json.contains("system_requires"));
+        for (extra, want) in [
+            (
+                sodium.replace("libsodium-dev", "\"libsodium-dev; rm\""),
+                "stack.yaml:6:1: in `build.target.system_requires`: `libsodium-dev; rm` is not a package name",
+            ),
+            (
+                sodium.replace("pkg_config: libsodium", "pkg_config: --help"),
+                "`--help` is not a package name",
+            ),
+            (
+                sodium.replace("        brew: libsodium\n", ""),
+                "missing field `brew`",
+            ),
+            (
+                sodium.replace("brew:", "apk: x\n        brew:"),
+                "unknown field `apk`",
+            ),
+            (
+                "    build_env:\n      1X: y\n".into(),
+                "in `build.target.build_env`: `1X` is not a variable name",
+            ),
+            (
+                "    build_env:\n      X: \"a\\nb\"\n".into(),
+                "the value of `X` holds a control character",
+            ),
+        ] {
+            let err = parse("stack.yaml", &format!("{target}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{extra:?}: got {err}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! `wheels.build_on` interpreter with maturin and PyO3 from their roles' stacks or with the
 //! `python` roles' setuptools and cffi, then checked.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -137,7 +138,8 @@ pub fn cargo_manifests(src: &Path) -> Result<Vec<std::path::PathBuf>> {
 /// `cargo-patch` role's checkout when the backend has one (proved with `cargo tree`); the
 /// backend's `requires` from the index, pinned by the constraints file, in a venv of its own
 /// layered over the environment (which holds the `python` roles and maturin, and stays as its
-/// step made it); then `pip wheel` without build isolation.
+/// step made it); then `pip wheel` without build isolation, with the target's `build_env`.
+#[allow(clippy::too_many_arguments)]
 pub fn wheel(
     env: &Env,
     ctx: &Ctx,
@@ -146,8 +148,13 @@ pub fn wheel(
     backend: &Backend,
     pyo3_stack: Option<&str>,
     audit: &AuditSpec,
+    build_env: &BTreeMap<String, String>,
 ) -> Result<()> {
     let sh = Shell::new()?;
+    // The target's own variables first, so the ones this step sets below win.
+    for (name, value) in build_env {
+        sh.set_var(name, value);
+    }
     let src = export_tree(&sh, ctx, env, project)?;
     if let Some(pyo3_stack) = pyo3_stack {
         let pyo3 = env.checkout(pyo3_stack);
