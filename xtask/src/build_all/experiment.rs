@@ -252,7 +252,7 @@ pub fn specs(
             );
         }
         let wheel = StepId::Abi3Wheel(t.name.clone());
-        specs.push(step(
+        let mut abi3 = step(
             wheel.clone(),
             vec![StepId::CPython(r.build_on.clone())],
             vec![
@@ -261,7 +261,10 @@ pub fn specs(
                 input("requires", &r.requires.join(" ")),
                 input("audit", &format!("rules {AUDIT_RULES}")),
             ],
-        ));
+        );
+        // Like the wheel: its failure stops only its own cells.
+        abi3.contained = true;
+        specs.push(abi3);
         for i in e.tested() {
             for &installer in &e.tests.installers {
                 let mut cell = step(

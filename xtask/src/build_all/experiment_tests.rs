@@ -182,7 +182,11 @@ fn what_each_steps_key_holds() {
         assert_eq!(spec.leaf, leaf, "{id}");
         // No target of these lists timing-sensitive tests: every cell shares the cores.
         assert!(!spec.exclusive, "{id}");
-        assert_eq!(spec.contained, matches!(id, StepId::Wheel(..)), "{id}");
+        assert_eq!(
+            spec.contained,
+            matches!(id, StepId::Wheel(..) | StepId::Abi3Wheel(..)),
+            "{id}"
+        );
     }
     let input = |id: StepId, label: &str| {
         g.spec(&id)

@@ -56,12 +56,20 @@ fn verdict(summary: &run::Summary<StepId>, graph: &Graph<StepId>, id: &StepId) -
         Some(Status::Blocked) => Verdict {
             outcome: "not-run",
             cached: false,
-            failure: blocker(summary, graph, id),
+            // Blocked by no failed step it needs: the run stopped at a toolchain failure.
+            failure: Some(blocker(summary, graph, id).unwrap_or_else(|| {
+                Failure::new(
+                    Class::Toolchain,
+                    "not run: the run stopped when a toolchain step failed (`--keep-going` runs what does not need it)",
+                )
+            })),
         },
+        // Not selected, and nothing an earlier run left for its key; but a step it needs may
+        // have failed earlier, which is why.
         None => Verdict {
             outcome: "not-run",
             cached: false,
-            failure: None,
+            failure: blocker(summary, graph, id),
         },
     }
 }

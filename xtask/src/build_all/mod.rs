@@ -77,6 +77,12 @@ impl Args {
         preflight::preflight(sh, Platform::host(), &preflight::system_requires(layout)?)?;
         let experiment = stack::load_experiment(layout)?;
         let (projects, unsynced) = sync_all(sh, layout)?;
+        // A refusal of a target that did not sync has no wheel to refuse: that target's
+        // cells say why.
+        let mut experiment = experiment;
+        experiment
+            .refusals
+            .retain(|r| !unsynced.iter().any(|u| u.target == r.target));
         let target_dir = layout.xtask_target();
         let env = recipes::Env {
             root: layout.root.clone(),
@@ -220,8 +226,9 @@ pub fn merge_reports(paths: &[std::path::PathBuf], out: &std::path::Path) -> Res
         failing: merged
             .matrix
             .iter()
+            // A cell no job ran (its job died before writing a report) did not pass either.
             .filter(|r| {
-                r.outcome == "failed" || r.class.is_some_and(|c| c != classify::Class::Flaky)
+                r.outcome != "passed" || r.class.is_some_and(|c| c != classify::Class::Flaky)
             })
             .count(),
     })

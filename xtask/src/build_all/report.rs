@@ -117,9 +117,11 @@ impl Row {
     /// How much a row says about its cell: run now, then an earlier result, then nothing.
     fn weight(&self) -> u8 {
         match (self.outcome.as_str(), self.cached) {
+            // A not-run cell that says why (its wheel failed) says more than a bare one.
+            ("not-run", _) if self.class.is_some() => 1,
             ("not-run", _) => 0,
-            (_, true) => 1,
-            _ => 2,
+            (_, true) => 2,
+            _ => 3,
         }
     }
 
@@ -284,8 +286,12 @@ impl Report {
             ));
             // One line per target: its cells, and the reason of its first (the earliest
             // stage: what blocked the rest).
-            let mut targets: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
-            targets.dedup();
+            let mut targets: Vec<&str> = Vec::new();
+            for r in &rows {
+                if !targets.contains(&r.target.as_str()) {
+                    targets.push(&r.target);
+                }
+            }
             for t in targets {
                 let cells: Vec<&&Row> = rows.iter().filter(|r| r.target == t).collect();
                 let named: Vec<String> = cells
@@ -412,8 +418,20 @@ impl Report {
                 }
             }
             for st in r.stacks {
-                if !merged.stacks.contains(&st) {
-                    merged.stacks.push(st);
+                match merged.stacks.iter().find(|m| m.project == st.project) {
+                    Some(m) if m != &st => anyhow::bail!(
+                        "`{name}` was made from another `{}` stack than `{first_name}` (series digest {} against {}): its cells are not comparable",
+                        st.project,
+                        &st.series_digest.chars().take(16).collect::<String>(),
+                        &m.series_digest.chars().take(16).collect::<String>()
+                    ),
+                    Some(_) => {}
+                    None => merged.stacks.push(st),
+                }
+            }
+            for s in r.survey {
+                if !merged.survey.iter().any(|m| m.target == s.target) {
+                    merged.survey.push(s);
                 }
             }
             for t in r.steps {

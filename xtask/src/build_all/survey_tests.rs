@@ -535,6 +535,17 @@ fn every_failure_is_reported_in_its_class() {
     assert_eq!(merged.matrix.len(), report.matrix.len());
     let m = row(&merged, "ftfail", "3.15t", "tests", "uv");
     assert_eq!(class_of(m), Some("tests-failed-some-builds"));
+    // A blocked cell that says why wins over a bare not-run row of another job's report.
+    let blocked = row(&merged, "buildrefused", "3.15", "tests", "uv");
+    assert_eq!(class_of(blocked), Some("build-refused"), "{blocked:?}");
+    let mut other_stack = report.clone();
+    other_stack.stacks[0].series_digest = "0".repeat(64);
+    let err = Report::merge(vec![
+        ("a".into(), report.clone()),
+        ("b".into(), other_stack),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("another `"), "{err}");
     let s = merged.survey.iter().find(|s| s.target == "crash").unwrap();
     assert_eq!(s.results[1].1, "crash");
     let mut other_tools = report.clone();

@@ -82,9 +82,11 @@ fn signalled(status: &std::process::ExitStatus) -> bool {
     std::os::unix::process::ExitStatusExt::signal(status).is_some()
 }
 
+/// On Windows a crash is an exit code that is an NTSTATUS error (0xC0000005, an access
+/// violation; 0xC0000409, a failed stack check).
 #[cfg(not(unix))]
-fn signalled(_: &std::process::ExitStatus) -> bool {
-    false
+fn signalled(status: &std::process::ExitStatus) -> bool {
+    status.code().is_some_and(|c| (c as u32) >= 0xC000_0000)
 }
 
 /// A command line cut to its program's file name and first two arguments, for a report

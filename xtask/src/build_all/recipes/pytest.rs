@@ -303,7 +303,9 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
                 "{py} -m pytest -o {cache} --junitxml={alone_junit} {alone...}"
             ),
         )?;
-        if first.is_ok() {
+        // Its failure is the cell's when the first run passed, or when it is worse than
+        // failed tests (a crash, an error of pytest's own).
+        if first.is_ok() || ran.status.code() != Some(1) {
             first_said = ran.error_line().unwrap_or_default();
             first_code = ran.status.code();
             first = ran.check();
@@ -350,13 +352,16 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
                 ids.join(" ")
             ))?;
             let rerun_junit = ctx.out.join("junit-rerun.xml");
-            let rerun = logged(
+            let rerun_ran = run_logged(
                 ctx,
                 cmd!(
                     sh,
                     "{py} -m pytest -o {cache} --junitxml={rerun_junit} --last-failed --last-failed-no-failures none {args...}"
                 ),
-            );
+            )?;
+            let rerun_said = rerun_ran.error_line().unwrap_or_default();
+            let rerun_code = rerun_ran.status.code();
+            let rerun = rerun_ran.check();
             match after_rerun(ids, rerun.is_ok()) {
                 Ok(flaky) => {
                     ctx.note(&format!("flaky (failed, then passed): {}", flaky.join(" ")))?;
@@ -368,9 +373,16 @@ fn run_pytest(sh: &Shell, ctx: &Ctx, py: &Path, target: &Target) -> Result<()> {
                     let e = rerun
                         .map(|_| ())
                         .with_context(|| format!("failed again when re-run: {}", ids.join(" ")));
-                    e.map_err(|e| match &crashed_worker {
-                        Some(line) => classed(e, Class::Crash, line.clone()),
-                        None => classed(
+                    e.map_err(|e| match (&crashed_worker, rerun_code) {
+                        (Some(line), _) => classed(e, Class::Crash, line.clone()),
+                        // Exit 1 is failed tests; anything else (2: a collection error, the
+                        // node id pytest recorded is a module) ran no test to fail.
+                        (None, code) if code != Some(1) => classed(
+                            e,
+                            Class::Error,
+                            format!("pytest did not run the tests: {rerun_said}"),
+                        ),
+                        (None, _) => classed(
                             e,
                             Class::TestsFailedEverywhere,
                             format!("{failed_count}, again when re-run: {}", shown_ids(&ids)),
