@@ -236,22 +236,15 @@ pub fn make_report(
             }
             matrix.push(not_run("tests", &i.name, &e.tests.suite.to_string()));
         }
-        let rows = &matrix[first..];
+        let rows: Vec<&Row> = matrix[first..].iter().collect();
+        let (audit, results) = report::survey_cells(&rows, &tested_names(e));
         survey.push(SurveyRow {
             target: u.target.clone(),
             backend: "-".into(),
             stacks: vec![],
             wheel: None,
-            audit: Class::Sync.as_str().into(),
-            results: e
-                .tested()
-                .iter()
-                .map(|i| {
-                    let cells: Vec<&Row> =
-                        rows.iter().filter(|r| r.interpreter == i.name).collect();
-                    (i.name.clone(), report::survey_cell(&cells))
-                })
-                .collect(),
+            audit,
+            results,
         });
     }
     for refusal in &e.refusals {
@@ -353,6 +346,10 @@ pub fn refine_tests(rows: &mut [Row]) {
     }
 }
 
+fn tested_names(e: &Experiment) -> Vec<String> {
+    e.tested().iter().map(|i| i.name.clone()).collect()
+}
+
 /// The survey row of a target from its rows.
 fn survey_row(
     e: &Experiment,
@@ -375,23 +372,14 @@ fn survey_row(
             }
         }
     }
-    let audit: Vec<&Row> = rows.iter().filter(|r| r.check == "audit").collect();
+    let rows: Vec<&Row> = rows.iter().collect();
+    let (audit, results) = report::survey_cells(&rows, &tested_names(e));
     SurveyRow {
         target: t.name.clone(),
         backend: t.target.kind.clone(),
         stacks,
         wheel,
-        audit: report::survey_cell(&audit),
-        results: e
-            .tested()
-            .iter()
-            .map(|i| {
-                let cells: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| r.interpreter == i.name && r.check != "audit")
-                    .collect();
-                (i.name.clone(), report::survey_cell(&cells))
-            })
-            .collect(),
+        audit,
+        results,
     }
 }

@@ -464,24 +464,14 @@ impl Report {
             .filter(|r| r.target == row.target)
             .collect();
         let mut out = row.clone();
-        if let Some(a) = rows.iter().find(|r| r.check == "audit") {
-            out.audit = survey_cell(&[a]);
-            if out.wheel.is_none() {
-                out.wheel = a.wheel.clone();
-            }
+        if out.wheel.is_none() {
+            out.wheel = rows
+                .iter()
+                .find(|r| r.check == "audit")
+                .and_then(|a| a.wheel.clone());
         }
-        out.results = row
-            .results
-            .iter()
-            .map(|(i, _)| {
-                let cells: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| &r.interpreter == i && (r.check == "install" || r.check == "tests"))
-                    .copied()
-                    .collect();
-                (i.clone(), survey_cell(&cells))
-            })
-            .collect();
+        let interpreters: Vec<String> = row.results.iter().map(|(i, _)| i.clone()).collect();
+        (out.audit, out.results) = survey_cells(&rows, &interpreters);
         out
     }
 
@@ -517,6 +507,28 @@ impl Report {
         }
         s
     }
+}
+
+/// A target's survey cells from its rows: the audit's, and each interpreter's from its
+/// install and test rows.
+pub fn survey_cells(rows: &[&Row], interpreters: &[String]) -> (String, Vec<(String, String)>) {
+    let audit: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.check == "audit")
+        .copied()
+        .collect();
+    let results = interpreters
+        .iter()
+        .map(|i| {
+            let cells: Vec<&Row> = rows
+                .iter()
+                .filter(|r| &r.interpreter == i && (r.check == "install" || r.check == "tests"))
+                .copied()
+                .collect();
+            (i.clone(), survey_cell(&cells))
+        })
+        .collect();
+    (survey_cell(&audit), results)
 }
 
 /// A survey cell from a target's rows on one interpreter: `passed (N tests)`, `passed, N

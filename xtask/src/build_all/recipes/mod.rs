@@ -71,6 +71,14 @@ impl Ran {
         Err(e)
     }
 
+    /// Its failure classed as `class`, the reason made from the line of its output that
+    /// says what went wrong (a crash stays a crash).
+    pub fn check_as(self, class: Class, reason: impl FnOnce(&str) -> String) -> Result<String> {
+        let said = self.error_line().unwrap_or_default();
+        self.check()
+            .map_err(|e| classify::classed(e, class, reason(&said)))
+    }
+
     /// The line of its output that says what went wrong.
     pub fn error_line(&self) -> Option<String> {
         classify::error_line(&format!("{}\n{}", self.stdout, self.stderr))
@@ -235,18 +243,23 @@ fn copy_tree(sh: &Shell, ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A step's context with its output and log in `dir`.
+    fn test_ctx(dir: &Path, jobs: usize) -> Ctx {
+        Ctx {
+            name: StepId::Maturin,
+            out: dir.to_path_buf(),
+            deps: Default::default(),
+            log: dir.join("log"),
+            jobs,
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn commands_build_with_the_granted_cores() {
         let dir = std::env::temp_dir().join(format!("xtask-logged-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let ctx = Ctx {
-            name: StepId::Maturin,
-            out: dir.clone(),
-            deps: Default::default(),
-            log: dir.join("log"),
-            jobs: 3,
-        };
+        let ctx = test_ctx(&dir, 3);
         let sh = Shell::new().unwrap();
         let seen = logged(&ctx, cmd!(sh, "printenv CARGO_BUILD_JOBS"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -258,13 +271,7 @@ mod tests {
     fn a_process_killed_by_a_signal_is_a_crash() {
         let dir = std::env::temp_dir().join(format!("xtask-crash-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let ctx = Ctx {
-            name: StepId::Maturin,
-            out: dir.clone(),
-            deps: Default::default(),
-            log: dir.join("log"),
-            jobs: 1,
-        };
+        let ctx = test_ctx(&dir, 1);
         let sh = Shell::new().unwrap();
         let script = |name: &str, body: &str| {
             use std::os::unix::fs::PermissionsExt;

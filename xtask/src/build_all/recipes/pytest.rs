@@ -111,13 +111,8 @@ pub fn fresh_venv(
             )?
         }
     };
-    let said = ran.error_line().unwrap_or_default();
-    ran.check().map_err(|e| {
-        classed(
-            e,
-            Class::InstallRefused,
-            format!("{installer} refused to install on {}: {said}", interp.name),
-        )
+    ran.check_as(Class::InstallRefused, |said| {
+        format!("{installer} refused to install on {}: {said}", interp.name)
     })?;
     Ok(py)
 }
@@ -129,15 +124,10 @@ pub fn import_check(ctx: &Ctx, py: &Path, import: &str, interp: &Interpreter) ->
     let probe = format!(
         "import sys, {import}; print(getattr(sys, '_is_gil_enabled', lambda: True)()); __import__('importlib.util').util.find_spec('cffi') and print('cffi', __import__('cffi').__version__, file=sys.stderr)"
     );
-    let ran = run_logged(ctx, cmd!(sh, "{py} -c {probe}"))?;
-    let said = ran.error_line().unwrap_or_default();
-    let gil = ran.check().map_err(|e| {
-        classed(
-            e,
-            Class::ImportError,
-            format!("`import {import}` failed on {}: {said}", interp.name),
-        )
-    })?;
+    let gil = run_logged(ctx, cmd!(sh, "{py} -c {probe}"))?
+        .check_as(Class::ImportError, |said| {
+            format!("`import {import}` failed on {}: {said}", interp.name)
+        })?;
     if interp.flavour.free_threaded() && gil.trim() != "False" {
         return Err(Failure::new(
             Class::ImportError,
