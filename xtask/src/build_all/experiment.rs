@@ -14,7 +14,7 @@ use super::recipes::{self, Env};
 use super::run::Action;
 use super::step::{Installer, StepId};
 use super::tools::Tools;
-use crate::manifest::{Backend, Experiment, Interpreter, RoleKind, Target};
+use crate::manifest::{Backend, Experiment, Interpreter, Role, RoleKind, Target};
 use crate::ops::interpreters::{CPYTHON_RECIPE, cpython_inputs};
 
 /// Revision of each step's recipe, part of its key: bump one when its recipe changes what it
@@ -28,12 +28,15 @@ pub fn recipe_revision(id: &StepId) -> u32 {
         // 2: the source copy does not see this repository's git history (a version tool read
         // it: argon2-cffi-bindings 0.0), and the wheel's version must be its sdist's.
         StepId::Wheel(_) => 2,
-        StepId::Install(..) => 1,
+        // 2: the venv has no pip of its own; the environment's pip installs into it.
+        StepId::Install(..) => 2,
         // 4: one suite per interpreter; a failed test is re-run once on its own.
-        StepId::Test(..) => 4,
+        // 5: the venv has no pip of its own (as `Install` 2).
+        StepId::Test(..) => 5,
         StepId::Abi3Wheel(_) => 1,
         // 2: the installer's error lines (or what it installed), not its last line.
-        StepId::Refusal(..) => 2,
+        // 3: the venv has no pip of its own; pip is the environment's (the pinned one).
+        StepId::Refusal(..) => 3,
     }
 }
 
@@ -174,7 +177,11 @@ pub fn specs(
                 ),
             ),
         ];
-        if !backend.requires.is_empty() {
+        let build_roles = || {
+            e.backend_roles(backend)
+                .filter(|r| r.kind == RoleKind::BuildPython)
+        };
+        if !backend.requires.is_empty() || build_roles().any(|r| !r.requires.is_empty()) {
             // Its build tools' versions are pinned there.
             inputs.push(input("constraints", &tools.constraints));
         }
@@ -187,8 +194,18 @@ pub fn specs(
         }
         for r in e.backend_roles(backend) {
             // Python roles and maturin reach the wheel through the environment's key.
-            if r.kind == RoleKind::CargoPatch {
-                inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
+            match r.kind {
+                RoleKind::CargoPatch => {
+                    inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
+                }
+                RoleKind::BuildPython => {
+                    let mut value = tree(trees, &r.stack)?.to_string();
+                    if !r.requires.is_empty() {
+                        value = format!("{value} requires {}", r.requires.join(" "));
+                    }
+                    inputs.push(input(&format!("role:{}", r.role), &value));
+                }
+                RoleKind::Python | RoleKind::Maturin => {}
             }
         }
         let wheel = StepId::Wheel(t.name.clone());
@@ -343,6 +360,11 @@ pub fn action(
                 .with_context(|| format!("no build target `{project}`"))?;
             let backend = backend_of(&e, info)?.clone();
             let pyo3 = cargo_patch_stack(&e, &backend);
+            let build_roles: Vec<Role> = e
+                .backend_roles(&backend)
+                .filter(|r| r.kind == RoleKind::BuildPython)
+                .cloned()
+                .collect();
             let build_env = t.build_env.clone();
             Box::new(move |ctx| {
                 recipes::wheel(
@@ -352,6 +374,7 @@ pub fn action(
                     &builder,
                     &backend,
                     pyo3.as_deref(),
+                    &build_roles,
                     &audit,
                     &build_env,
                 )

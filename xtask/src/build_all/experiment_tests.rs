@@ -41,6 +41,7 @@ fn trees() -> Trees {
         ("pyo3-release", "pyo3"),
         ("setuptools-rust", "str"),
         ("meson-python", "mp"),
+        ("cython", "cy"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -321,7 +322,7 @@ fn the_roles_decide_which_stack_reaches_which_key() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("`cryptography` (patches/cryptography/stack.yaml) names the build backend `kind: maturin`, which experiment.yaml's `backends` does not have (setuptools, scikit-build-core, meson-python, setuptools-rust)"),
+        err.contains("`cryptography` (patches/cryptography/stack.yaml) names the build backend `kind: maturin`, which experiment.yaml's `backends` does not have (setuptools, scikit-build-core, meson-python, setuptools-cython, setuptools-rust)"),
         "{err}"
     );
 }
@@ -425,6 +426,48 @@ fn a_python_role_added_in_data_reaches_every_environment() {
         )
     };
     assert_eq!(changed(&base, &g), all_of(&base, not_toolchain));
+}
+
+/// A `build-python` role (Cython) reaches the wheels of the backends that name it, and their
+/// cells, and nothing else: no environment is built again for it.
+#[test]
+fn a_build_python_role_reaches_only_its_backends_wheels() {
+    let with = exp();
+    let mut without = exp();
+    without.toolchain.retain(|r| r.role != "cython");
+    for b in &mut without.backends {
+        b.roles.retain(|r| r != "cython");
+    }
+    let ts = targets(&[
+        ("brotlicffi", "setuptools"),
+        ("cwcwidth", "setuptools-cython"),
+    ]);
+    let a = graph_of(&without, &trees(), &ts);
+    let b = graph_of(&with, &trees(), &ts);
+    let cwcwidth = |id: &StepId| id.to_string().starts_with("cwcwidth/");
+    assert_eq!(changed(&a, &b), all_of(&b, cwcwidth));
+    let wheel = b.spec(&StepId::Wheel("cwcwidth".into())).unwrap();
+    assert!(
+        wheel.inputs.contains(&("role:cython".into(), "cy".into())),
+        "{:?}",
+        wheel.inputs
+    );
+    // A new Cython tree rebuilds that wheel and its cells only.
+    let mut t = trees();
+    t.insert("cython".into(), "cy2".into());
+    assert_eq!(changed(&b, &graph_of(&with, &t, &ts)), all_of(&b, cwcwidth));
+    // `runtime` is for roles the test venvs get, which a build-python role never is.
+    let text = ROOT.replace(
+        "    kind: build-python\n",
+        "    kind: build-python\n    runtime: true\n",
+    );
+    let err = experiment::parse("experiment.yaml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`runtime` is for `kind: python` roles"),
+        "{err}"
+    );
 }
 
 #[test]

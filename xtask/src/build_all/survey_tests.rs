@@ -26,8 +26,10 @@ use super::*;
 const FAKE_PYTHON: &str = r#"#!/bin/sh
 FLAVOUR=@FLAVOUR@
 all="$*"
-if [ "$1" = -m ] && [ "$2" = venv ]; then
-    mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && cp "$0" "$3/bin/python3"
+# A cell's venv has no pip of its own (ensurepip costs seconds a cell): the environment's
+# pip installs into it with `--python`.
+if [ "$1" = -m ] && [ "$2" = venv ] && [ "$3" = --without-pip ]; then
+    mkdir -p "$4/bin" && cp "$0" "$4/bin/python" && cp "$0" "$4/bin/python3"
     exit
 fi
 if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ]; then
@@ -40,7 +42,8 @@ if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ]; then
     cp "$src"/wheels/"$name"-*.whl "$out"/ && cp "$src"/wheels/"$name".json "$out"/listing.json
     exit
 fi
-if [ "$1" = -m ] && [ "$2" = pip ]; then
+if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = --python ]; then
+    [ -x "$4" ] || { echo "fake pip: no interpreter at $4" >&2; exit 2; }
     case "$all" in *refusedinstall-*)
         echo "ERROR: refusedinstall-1.0-cp315-abi3.abi3t-linux_x86_64.whl is not a supported wheel on this platform." >&2
         exit 1;;

@@ -126,6 +126,11 @@ pub enum RoleKind {
     Maturin,
     /// Rust crates swapped into every maturin target through `[patch.crates-io]` (PyO3).
     CargoPatch,
+    /// A Python package only the builds of the backends that name it need (Cython, a code
+    /// generator): built from its checkout into a wheel in each such wheel step and installed
+    /// in that step's own venv over the builder's environment. No environment and no test
+    /// venv gets it, so adding one changes no environment's key.
+    BuildPython,
 }
 
 /// One toolchain role and the stack that plays it.
@@ -420,9 +425,9 @@ fn check(e: &Experiment) -> Result<(), String> {
                 t(&r.role)
             ));
         }
-        if !r.requires.is_empty() && r.kind != RoleKind::Python {
+        if !r.requires.is_empty() && !matches!(r.kind, RoleKind::Python | RoleKind::BuildPython) {
             return Err(format!(
-                "toolchain role `{}`: `requires` is for `kind: python` roles",
+                "toolchain role `{}`: `requires` is for `kind: python` and `kind: build-python` roles",
                 r.role
             ));
         }

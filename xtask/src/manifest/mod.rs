@@ -18,7 +18,7 @@ mod values;
 
 pub use conventions::{Conventions, NO_NEWS, News};
 pub use edit::{with_base, with_series};
-pub use experiment::{Backend, Experiment, Installer, Interpreter, RoleKind};
+pub use experiment::{Backend, Experiment, Installer, Interpreter, Role, RoleKind};
 pub use guard::{MAX_BRACKETS, MAX_DEPTH, token};
 pub use name::PatchName;
 use source::Upstream;

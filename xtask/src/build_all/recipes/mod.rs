@@ -145,6 +145,21 @@ pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
     run_logged(ctx, cmd)?.check()
 }
 
+/// A venv of `base` at `venv` without a pip of its own; returns its python. Cells install
+/// into it with `pip_into` or uv's `--python`: ensurepip and the upgrade to the pinned pip
+/// cost about 10 s a venv here (measured in docs/decisions.md), and every cell makes one.
+pub fn bare_venv(sh: &Shell, ctx: &Ctx, base: &Path, venv: &Path) -> Result<PathBuf> {
+    logged(ctx, cmd!(sh, "{base} -m venv --without-pip {venv}"))?;
+    Ok(super::platform::venv_python(HOST, venv))
+}
+
+/// `pip --python <py>` of an interpreter's environment (the constraints' pip): pip runs
+/// under `py` and installs into its venv, as the venv's own pip would.
+pub fn pip_into<'a>(sh: &'a Shell, env_dir: &Path, py: &Path) -> xshell::Cmd<'a> {
+    let pip_py = super::platform::venv_python(HOST, env_dir);
+    cmd!(sh, "{pip_py} -m pip --python {py}")
+}
+
 /// Where a step copies a checkout: its own folder, because steps run in parallel and the
 /// environments of both interpreters copy the same projects.
 pub fn scratch_src(work: &Path, step: &StepId, project: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 use super::toolchain::runtime_wheels;
-use super::{Ctx, Env, HOST, copy_tree, logged, run_logged, wheel_in};
+use super::{Ctx, Env, HOST, bare_venv, copy_tree, pip_into, run_logged, wheel_in};
 use crate::build_all::classify::{self, Class, Failure, classed};
 use crate::build_all::platform;
 use crate::build_all::report::{self, Counts};
@@ -86,20 +86,17 @@ pub fn fresh_venv(
     let sh = Shell::new()?;
     let base = python_in(HOST, ctx.dep(&StepId::CPython(interp.name.clone()))?)?;
     let env_dir = ctx.dep(&StepId::Env(interp.name.clone()))?;
-    logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
-    let py = platform::venv_python(HOST, venv);
+    let py = bare_venv(&sh, ctx, &base, venv)?;
     let c = &env.constraints;
     let ran = match installer {
-        Installer::Pip => {
-            logged(ctx, cmd!(sh, "{py} -m pip install --quiet -c {c} pip"))?;
-            run_logged(
-                ctx,
-                cmd!(
-                    sh,
-                    "{py} -m pip install --quiet -c {c} {files...} {reqs...}"
-                ),
-            )?
-        }
+        Installer::Pip => run_logged(
+            ctx,
+            pip_into(&sh, env_dir, &py)
+                .args(["install", "--quiet", "-c"])
+                .arg(c)
+                .args(files)
+                .args(reqs),
+        )?,
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
             run_logged(

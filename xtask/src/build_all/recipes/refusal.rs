@@ -12,7 +12,7 @@ use xshell::{Shell, cmd};
 
 use super::pytest::import_check;
 use super::toolchain::runtime_wheels;
-use super::{Ctx, Env, HOST, export_tree, logged, wheel_in};
+use super::{Ctx, Env, HOST, bare_venv, export_tree, logged, pip_into, wheel_in};
 use crate::build_all::experiment::accepts_abi3;
 use crate::build_all::step::{Installer, StepId};
 use crate::build_all::{platform, wheel};
@@ -93,12 +93,12 @@ pub fn refusal(
     let mut files: Vec<PathBuf> = vec![whl];
     files.extend(runtime_wheels(e, env_dir)?);
     let base = python_in(HOST, ctx.dep(&StepId::CPython(interp.name.clone()))?)?;
-    let venv = ctx.out.join("venv");
-    logged(ctx, cmd!(sh, "{base} -m venv {venv}"))?;
-    let py = platform::venv_python(HOST, &venv);
+    let py = bare_venv(&sh, ctx, &base, &ctx.out.join("venv"))?;
     // Only the files, never the index: what is judged is the wheel's tags.
     let attempt = match installer {
-        Installer::Pip => cmd!(sh, "{py} -m pip install --no-index --no-deps {files...}"),
+        Installer::Pip => pip_into(&sh, env_dir, &py)
+            .args(["install", "--no-index", "--no-deps"])
+            .args(&files),
         Installer::Uv => {
             let uv = platform::scripts_dir(HOST, env_dir).join(HOST.exe("uv"));
             cmd!(

@@ -13,7 +13,7 @@ use crate::build_all::classify::{self, Class, Failure, classed};
 use crate::build_all::platform;
 use crate::build_all::step::StepId;
 use crate::build_all::wheel;
-use crate::manifest::{Backend, Interpreter};
+use crate::manifest::{Backend, Interpreter, Role};
 use crate::stable_abi::{self, Waiver, list::StableAbi};
 
 /// PyO3's crates in its checkout, as a `.cargo/config.toml` with `[patch.crates-io]`.
@@ -147,6 +147,7 @@ pub fn wheel(
     builder: &Interpreter,
     backend: &Backend,
     pyo3_stack: Option<&str>,
+    build_roles: &[Role],
     audit: &AuditSpec,
     build_env: &BTreeMap<String, String>,
 ) -> Result<()> {
@@ -178,10 +179,20 @@ pub fn wheel(
     let venv = ctx.dep(&StepId::Env(builder.name.clone()))?.to_path_buf();
     let mut py = platform::venv_python(HOST, &venv);
     let mut dirs = vec![platform::scripts_dir(HOST, &venv)];
-    if !backend.requires.is_empty() {
+    if !backend.requires.is_empty() || !build_roles.is_empty() {
         let tools = env.work.join(format!("{project}-build-tools"));
         py = layered_venv(&sh, ctx, &py, &tools, &env.constraints, &backend.requires)?;
         dirs.insert(0, platform::scripts_dir(HOST, &tools));
+        for role in build_roles {
+            build_role(
+                &sh,
+                ctx,
+                env,
+                &py,
+                role,
+                &tools.join("roles").join(&role.role),
+            )?;
+        }
     }
     // The build must use the roles' stacks and the pinned tools: say which it got.
     let names: Vec<&str> = backend
@@ -202,6 +213,47 @@ pub fn wheel(
     dirs.extend(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
     pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), backend, audit)
+}
+
+/// A `build-python` role (Cython) built from its checkout into a wheel and installed in the
+/// wheel step's own venv, its `requires` first: only this build sees it.
+fn build_role(
+    sh: &Shell,
+    ctx: &Ctx,
+    env: &Env,
+    py: &Path,
+    role: &Role,
+    wheels: &Path,
+) -> Result<()> {
+    let c = &env.constraints;
+    if !role.requires.is_empty() {
+        let requires = &role.requires;
+        require_pins(c, requires)?;
+        logged(
+            ctx,
+            cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
+        )?;
+    }
+    let src = export_tree(sh, ctx, env, &role.stack)?;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
+        ),
+    )
+    .with_context(|| {
+        format!(
+            "building the `{}` role from patches/{}/",
+            role.role, role.stack
+        )
+    })?;
+    let wheel = wheel_in(wheels)?;
+    logged(
+        ctx,
+        cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"),
+    )?;
+    Ok(())
 }
 
 /// Prints each named distribution's version and where it is installed, or that it is not.
@@ -238,13 +290,15 @@ fn layered_venv(
         ),
     )
     .with_context(|| format!("writing `{}`", pth.display()))?;
-    logged(
-        ctx,
-        cmd!(
-            sh,
-            "{py} -m pip install --disable-pip-version-check -c {constraints} {requires...}"
-        ),
-    )?;
+    if !requires.is_empty() {
+        logged(
+            ctx,
+            cmd!(
+                sh,
+                "{py} -m pip install --disable-pip-version-check -c {constraints} {requires...}"
+            ),
+        )?;
+    }
     Ok(py)
 }
 
