@@ -277,7 +277,8 @@ fn layered_venv(
     }
     let site = "import sysconfig; print(sysconfig.get_path('purelib'))";
     let base_site = logged(ctx, cmd!(sh, "{base_py} -c {site}"))?;
-    logged(ctx, cmd!(sh, "{base_py} -m venv {dir}"))?;
+    // No pip of its own (ensurepip costs seconds): the environment's, through the `.pth`.
+    logged(ctx, cmd!(sh, "{base_py} -m venv --without-pip {dir}"))?;
     let py = platform::venv_python(HOST, dir);
     let own_site = logged(ctx, cmd!(sh, "{py} -c {site}"))?;
     let pth = Path::new(own_site.trim()).join("_xtask_environment.pth");
