@@ -25,6 +25,30 @@ mod verify;
 #[cfg(test)]
 mod tidy;
 
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// A help text's indented lines (lists of variables, examples) keep their own lines:
+    /// clap reflows a doc comment into paragraphs unless the command keeps it verbatim.
+    #[test]
+    fn indented_help_lines_stay_lines() {
+        let mut cli = super::Cli::command();
+        for name in ["verify", "audit", "merge-reports"] {
+            let sub = cli.find_subcommand_mut(name).unwrap();
+            let help = sub.render_long_help().to_string();
+            let indented = help
+                .lines()
+                .filter(|l| l.starts_with("  $") || l.starts_with("  cargo xtask"))
+                .count();
+            assert!(
+                indented >= 2,
+                "{name} --help lost its indented lines:\n{help}"
+            );
+        }
+    }
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -22,6 +22,7 @@ use crate::stack::{Layout, Project};
 /// The interpreters are the ones `cargo xtask build-all` built from the current checkouts
 /// of their CPython stacks; build them with `cargo xtask build-all --only cpython`.
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Stacks to verify (default: every stack that has `verify:` commands).
     pub projects: Vec<String>,
