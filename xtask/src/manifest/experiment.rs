@@ -419,6 +419,12 @@ fn check(e: &Experiment) -> Result<(), String> {
     }
     let mut roles = BTreeSet::new();
     for r in &e.toolchain {
+        if !valid_project_name(&r.role) {
+            return Err(format!(
+                "toolchain role name `{}` must be letters, digits, `.`, `-`, `_` (it names folders under target/)",
+                t(&r.role)
+            ));
+        }
         if !roles.insert(r.role.as_str()) {
             return Err(format!(
                 "two toolchain entries play the role `{}`",

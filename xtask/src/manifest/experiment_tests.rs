@@ -49,6 +49,11 @@ fn what_the_checks_refuse() {
             "must be letters",
         ),
         (
+            // A role's name is a folder of the environment's and the wheel step's output.
+            Box::new(|e| e.toolchain[0].role = "../../escape".into()),
+            "toolchain role name `../../escape` must be letters",
+        ),
+        (
             Box::new(|e| e.interpreters[0].name = "wheel".into()),
             "is a step kind",
         ),
