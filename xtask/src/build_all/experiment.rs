@@ -27,6 +27,9 @@ pub fn recipe_revision(id: &StepId) -> u32 {
         StepId::Env(_) => 3,
         // 2: the source copy does not see this repository's git history (a version tool read
         // it: argon2-cffi-bindings 0.0), and the wheel's version must be its sdist's.
+        // Not bumped when the layered venv lost its own pip: the pip that runs `pip wheel`
+        // there became the environment's pinned one (in the key through `env/`) instead of
+        // ensurepip's, and the backend, not pip, makes the wheel.
         StepId::Wheel(_) => 2,
         // 2: the venv has no pip of its own; the environment's pip installs into it.
         StepId::Install(..) => 2,
@@ -162,6 +165,18 @@ pub fn specs(
             bail!("`{}` cannot name a build target", t.name);
         }
         let backend = backend_of(e, t)?;
+        if let Some(r) = e
+            .backend_roles(backend)
+            .find(|r| r.kind == RoleKind::BuildPython && r.stack == t.name)
+        {
+            bail!(
+                "`{}` (patches/{}/stack.yaml) is built with the backend `{}`, whose role `{}` is the same stack: a package cannot be a build tool of its own build",
+                t.name,
+                t.name,
+                backend.name,
+                r.role
+            );
+        }
         // The wheel depends on the source, the backend and its tools, not on how it is tested.
         let mut inputs = vec![
             input("tree", &t.tree),

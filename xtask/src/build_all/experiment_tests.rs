@@ -456,6 +456,15 @@ fn a_build_python_role_reaches_only_its_backends_wheels() {
     let mut t = trees();
     t.insert("cython".into(), "cy2".into());
     assert_eq!(changed(&b, &graph_of(&with, &t, &ts)), all_of(&b, cwcwidth));
+    // A package cannot be a build tool of its own build.
+    let own = targets(&[("cython", "setuptools-cython")]);
+    let err = specs(&with, &trees(), &tools(), &own)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a package cannot be a build tool of its own build"),
+        "{err}"
+    );
     // `runtime` is for roles the test venvs get, which a build-python role never is.
     let text = ROOT.replace(
         "    kind: build-python\n",

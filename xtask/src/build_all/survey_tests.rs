@@ -32,8 +32,29 @@ if [ "$1" = -m ] && [ "$2" = venv ] && [ "$3" = --without-pip ]; then
     mkdir -p "$4/bin" && cp "$0" "$4/bin/python" && cp "$0" "$4/bin/python3"
     exit
 fi
+# The wheel step's layered venv asks where its site-packages is: a folder beside its bin/.
+case "$all" in *"sysconfig.get_path('purelib')"*)
+    d="${0%/bin/*}/site"; mkdir -p "$d" && echo "$d"; exit;;
+esac
+# A build-python role's wheel (`pip wheel --quiet ...`): the target's build variables must
+# not reach it.
+if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ] && [ "$4" = --quiet ]; then
+    if [ -n "$TARGET_ONLY" ]; then
+        echo "fake role build: the target's build_env reached it" >&2
+        exit 1
+    fi
+    mkdir -p "$8" && : > "$8/fakegen-1.0-py3-none-any.whl"
+    exit
+fi
+if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = install ] && [ "$4" = --quiet ]; then
+    case "$all" in *fakegen-1.0-py3-none-any.whl*) exit;; esac
+fi
 if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ]; then
     out=$7; src=$8; name=${src##*/}
+    if [ "$name" = generated ] && [ -z "$TARGET_ONLY" ]; then
+        echo "fake backend: the target's build_env did not reach its build" >&2
+        exit 1
+    fi
     if [ "$name" = buildrefused ]; then
         echo "fake-backend: abi3t is not supported" >&2
         echo "error: subprocess-exited-with-error" >&2
@@ -225,7 +246,13 @@ fn commit_all(sh: &Shell, dir: &Path) -> String {
 }
 
 fn world() -> World {
-    let tmp = std::env::temp_dir().join(format!("xtask-survey-{}", std::process::id()));
+    world_of("survey", TARGETS, &[])
+}
+
+/// A world whose temp folder is named by `label` (tests run in parallel), with a stack per
+/// target and the `extra` stacks (name, `build:` section or "").
+fn world_of(label: &str, targets: &[&str], extra: &[(&str, &str)]) -> World {
+    let tmp = std::env::temp_dir().join(format!("xtask-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let sh = Shell::new().unwrap();
     sh.set_var("HOME", tmp.join("home"));
@@ -252,7 +279,7 @@ fn world() -> World {
     )
     .unwrap();
     std::fs::write(up.join("README"), "hello\n").unwrap();
-    for t in TARGETS {
+    for t in targets.iter().chain(extra.iter().map(|(name, _)| name)) {
         let (tags, imports): (&str, &[&str]) = match *t {
             "wrongtag" => ("cp315-cp315t-linux_x86_64", &["PyLong_FromLong"]),
             "auditbad" => ("cp315-abi3.abi3t-linux_x86_64", &["_Py_Dealloc"]),
@@ -282,7 +309,13 @@ fn world() -> World {
         dir
     };
     stack("cpython", "series: []\n", None);
-    for t in TARGETS {
+    for (name, build) in extra {
+        let dir = stack(name, "series: []\n", None);
+        let file = dir.join("stack.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{text}{build}")).unwrap();
+    }
+    for t in targets {
         let scenario = match *t {
             "crash" => "scenario-crash",
             "ftfail" => "scenario-ftfail",
@@ -335,7 +368,11 @@ fn fake_interpreter(out: &Path, free_threaded: bool, uv: bool) -> anyhow::Result
 /// build-all's own path (sync, sources, graph, actions, runner, report) with the
 /// interpreters and environments replaced by the fakes.
 fn build_all(w: &World, only: &[String]) -> (Report, Vec<String>) {
-    let e = crate::manifest::experiment::parse("experiment.yaml", EXPERIMENT).unwrap();
+    build_all_of(w, EXPERIMENT, only)
+}
+
+fn build_all_of(w: &World, experiment: &str, only: &[String]) -> (Report, Vec<String>) {
+    let e = crate::manifest::experiment::parse("experiment.yaml", experiment).unwrap();
     let (projects, unsynced) = sync_all(&w.sh, &w.layout).unwrap();
     let env = recipes::Env {
         root: w.layout.root.clone(),
@@ -563,4 +600,38 @@ fn every_failure_is_reported_in_its_class() {
             .contains("`b` was made with other tools than `a` (rustc rustc 1.96.0)"),
         "{err}"
     );
+}
+
+/// A `build-python` role is built in the wheel step, in a shell of its own: the target's
+/// `build_env` reaches the target's build and not the role's (the stand-in python fails
+/// either way round), and the role's tree is in the wheel's key.
+#[test]
+fn a_build_role_is_built_apart_from_the_target() {
+    let w = world_of(
+        "build-role",
+        &[],
+        &[
+            ("fakegen", ""),
+            (
+                "generated",
+                "build:\n  target:\n    kind: generating\n    import: generated\n    build_env: {TARGET_ONLY: \"1\"}\n    test_requires: [pytest]\n    pytest: [scenario-pass]\n",
+            ),
+        ],
+    );
+    let experiment = EXPERIMENT
+        .replace(
+            "toolchain: []\n",
+            "toolchain:\n  - {role: fakegen, stack: fakegen, kind: build-python}\n",
+        )
+        .replace(
+            "backends:\n",
+            "backends:\n  - {name: generating, roles: [fakegen]}\n",
+        );
+    let (report, failed) = build_all_of(&w, &experiment, &["generated/wheel".into()]);
+    assert!(failed.is_empty(), "{failed:?}\n{}", report.markdown());
+    let audit = row(&report, "generated", "3.15t", "audit", "-");
+    assert_eq!(audit.outcome, "passed", "{audit:?}");
+    let log =
+        std::fs::read_to_string(w.layout.xtask_target().join("logs/generated-wheel.log")).unwrap();
+    assert!(log.contains("fakegen-1.0-py3-none-any.whl"), "{log}");
 }

@@ -425,7 +425,8 @@ fn check(e: &Experiment) -> Result<(), String> {
                 t(&r.role)
             ));
         }
-        if !roles.insert(r.role.as_str()) {
+        // Case-blind: a role names folders, and macOS and Windows fold case.
+        if !roles.insert(r.role.to_ascii_lowercase()) {
             return Err(format!(
                 "two toolchain entries play the role `{}`",
                 t(&r.role)

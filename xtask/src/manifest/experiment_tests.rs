@@ -49,6 +49,11 @@ fn what_the_checks_refuse() {
             "must be letters",
         ),
         (
+            // Folders named `Setuptools` and `setuptools` are one on macOS and Windows.
+            Box::new(|e| e.toolchain[1].role = "Setuptools".into()),
+            "two toolchain entries play the role `Setuptools`",
+        ),
+        (
             // A role's name is a folder of the environment's and the wheel step's output.
             Box::new(|e| e.toolchain[0].role = "../../escape".into()),
             "toolchain role name `../../escape` must be letters",

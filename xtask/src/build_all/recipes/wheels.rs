@@ -3,7 +3,7 @@
 //! `python` roles' setuptools and cffi, then checked.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -184,14 +184,8 @@ pub fn wheel(
         py = layered_venv(&sh, ctx, &py, &tools, &env.constraints, &backend.requires)?;
         dirs.insert(0, platform::scripts_dir(HOST, &tools));
         for role in build_roles {
-            build_role(
-                &sh,
-                ctx,
-                env,
-                &py,
-                role,
-                &tools.join("roles").join(&role.role),
-            )?;
+            let wheels = tools.join("roles").join(&role.role);
+            build_role(ctx, env, &py, &dirs, role, &wheels)?;
         }
     }
     // The build must use the roles' stacks and the pinned tools: say which it got.
@@ -217,22 +211,32 @@ pub fn wheel(
 
 /// A `build-python` role (Cython) built from its checkout into a wheel and installed in the
 /// wheel step's own venv, its `requires` first: only this build sees it.
+///
+/// It gets a shell of its own: neither the target's `build_env` nor the build variables its
+/// source set (`source_vars`) reach the role's build, nor the role's the target's. Its PATH
+/// has the step's venvs' scripts first, as the target's build has.
 fn build_role(
-    sh: &Shell,
     ctx: &Ctx,
     env: &Env,
     py: &Path,
+    scripts: &[PathBuf],
     role: &Role,
     wheels: &Path,
 ) -> Result<()> {
+    let sh = &Shell::new()?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = scripts.iter().cloned().chain(std::env::split_paths(&path));
+    sh.set_var("PATH", std::env::join_paths(dirs)?);
+    let what = || format!("the `{}` role (patches/{}/)", role.role, role.stack);
     let c = &env.constraints;
     if !role.requires.is_empty() {
         let requires = &role.requires;
-        require_pins(c, requires)?;
+        require_pins(c, requires).with_context(|| format!("the `requires` of {}", what()))?;
         logged(
             ctx,
             cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
-        )?;
+        )
+        .with_context(|| format!("installing the `requires` of {}", what()))?;
     }
     let src = export_tree(sh, ctx, env, &role.stack)?;
     logged(
@@ -242,12 +246,7 @@ fn build_role(
             "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
         ),
     )
-    .with_context(|| {
-        format!(
-            "building the `{}` role from patches/{}/",
-            role.role, role.stack
-        )
-    })?;
+    .with_context(|| format!("building {}", what()))?;
     let wheel = wheel_in(wheels)?;
     logged(
         ctx,
