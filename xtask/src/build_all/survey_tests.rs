@@ -43,6 +43,7 @@ if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ] && [ "$4" = --quiet ]; th
         echo "fake role build: the target's build_env reached it" >&2
         exit 1
     fi
+    echo "fakegen: note: abi3t is not supported by this generator" >&2
     mkdir -p "$8" && : > "$8/fakegen-1.0-py3-none-any.whl"
     exit
 fi
@@ -51,8 +52,12 @@ if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = install ] && [ "$4" = --quiet ]; 
 fi
 if [ "$1" = -m ] && [ "$2" = pip ] && [ "$3" = wheel ]; then
     out=$7; src=$8; name=${src##*/}
-    if [ "$name" = generated ] && [ -z "$TARGET_ONLY" ]; then
+    case "$name" in generated*) if [ -z "$TARGET_ONLY" ]; then
         echo "fake backend: the target's build_env did not reach its build" >&2
+        exit 1
+    fi;; esac
+    if [ "$name" = generatedbad ]; then
+        echo "error: the compiler ran out of memory" >&2
         exit 1
     fi
     if [ "$name" = buildrefused ]; then
@@ -602,6 +607,8 @@ fn every_failure_is_reported_in_its_class() {
     );
 }
 
+const GENERATED: &str = "build:\n  target:\n    kind: generating\n    import: generated\n    build_env: {TARGET_ONLY: \"1\"}\n    test_requires: [pytest]\n    pytest: [scenario-pass]\n";
+
 /// A `build-python` role is built in the wheel step, in a shell of its own: the target's
 /// `build_env` reaches the target's build and not the role's (the stand-in python fails
 /// either way round), and the role's tree is in the wheel's key.
@@ -612,10 +619,8 @@ fn a_build_role_is_built_apart_from_the_target() {
         &[],
         &[
             ("fakegen", ""),
-            (
-                "generated",
-                "build:\n  target:\n    kind: generating\n    import: generated\n    build_env: {TARGET_ONLY: \"1\"}\n    test_requires: [pytest]\n    pytest: [scenario-pass]\n",
-            ),
+            ("generated", GENERATED),
+            ("generatedbad", GENERATED),
         ],
     );
     let experiment = EXPERIMENT
@@ -625,10 +630,18 @@ fn a_build_role_is_built_apart_from_the_target() {
         )
         .replace(
             "backends:\n",
-            "backends:\n  - {name: generating, roles: [fakegen]}\n",
+            "backends:\n  - name: generating\n    roles: [fakegen]\n    diagnoses: [{when: \"abi3t is not supported by this generator\", say: \"the generator is too old\"}]\n",
         );
-    let (report, failed) = build_all_of(&w, &experiment, &["generated/wheel".into()]);
-    assert!(failed.is_empty(), "{failed:?}\n{}", report.markdown());
+    let only = ["generated/wheel".into(), "generatedbad/wheel".into()];
+    let (report, failed) = build_all_of(&w, &experiment, &only);
+    assert_eq!(failed, ["generatedbad/wheel"], "{}", report.markdown());
+    // Its diagnosis is read from the target's build, not from the role's before it.
+    let bad = row(&report, "generatedbad", "3.15t", "audit", "-");
+    let reason = bad.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("ran out of memory") && !reason.contains("too old"),
+        "{reason}"
+    );
     let audit = row(&report, "generated", "3.15t", "audit", "-");
     assert_eq!(audit.outcome, "passed", "{audit:?}");
     let log =

@@ -352,10 +352,12 @@ fn pip_wheel(
         ),
     )?;
     let said = ran.error_line().unwrap_or_default();
+    // The diagnoses read this build's output only: the step's log also holds what ran
+    // before it (a build role's build, whose words are not the target's).
+    let output = format!("{}\n{}", ran.stdout, ran.stderr);
     if let Err(e) = ran.check() {
-        let log = std::fs::read_to_string(&ctx.log).unwrap_or_default();
         let name = &backend.name;
-        return Err(match diagnose(backend, &log) {
+        return Err(match diagnose(backend, &output) {
             Some(hint) => classed(e.context(hint.to_string()), Class::BuildRefused, hint),
             None => classed(e, Class::BuildRefused, format!("{name} failed: {said}")),
         });
