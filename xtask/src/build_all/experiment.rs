@@ -93,6 +93,16 @@ pub fn cargo_patch_stack(e: &Experiment, b: &Backend) -> Option<String> {
         .map(|r| r.stack.clone())
 }
 
+/// A Python role's part of a key: its stack's tree, and its `requires` by name (their
+/// versions come from the constraints, in the key through the environment's).
+fn role_input(trees: &Trees, r: &Role) -> Result<(String, String)> {
+    let mut value = tree(trees, &r.stack)?.to_string();
+    if !r.requires.is_empty() {
+        value = format!("{value} requires {}", r.requires.join(" "));
+    }
+    Ok(input(&format!("role:{}", r.role), &value))
+}
+
 fn input(label: &str, value: &str) -> (String, String) {
     (label.to_string(), value.to_string())
 }
@@ -150,12 +160,7 @@ pub fn specs(
         }
         let mut inputs = vec![input("constraints", &tools.constraints)];
         for r in e.roles(RoleKind::Python) {
-            let mut value = tree(trees, &r.stack)?.to_string();
-            if !r.requires.is_empty() {
-                // Their versions come from the constraints, already in the key.
-                value = format!("{value} requires {}", r.requires.join(" "));
-            }
-            inputs.push(input(&format!("role:{}", r.role), &value));
+            inputs.push(role_input(trees, r)?);
         }
         specs.push(step(StepId::Env(i.name.clone()), deps, inputs));
     }
@@ -165,10 +170,7 @@ pub fn specs(
             bail!("`{}` cannot name a build target", t.name);
         }
         let backend = backend_of(e, t)?;
-        if let Some(r) = e
-            .backend_roles(backend)
-            .find(|r| r.kind == RoleKind::BuildPython && r.stack == t.name)
-        {
+        if let Some(r) = e.build_roles(backend).find(|r| r.stack == t.name) {
             bail!(
                 "`{}` (patches/{}/stack.yaml) is built with the backend `{}`, whose role `{}` is the same stack: a package cannot be a build tool of its own build",
                 t.name,
@@ -192,11 +194,7 @@ pub fn specs(
                 ),
             ),
         ];
-        let build_roles = || {
-            e.backend_roles(backend)
-                .filter(|r| r.kind == RoleKind::BuildPython)
-        };
-        if !backend.requires.is_empty() || build_roles().any(|r| !r.requires.is_empty()) {
+        if !backend.requires.is_empty() {
             // Its build tools' versions are pinned there.
             inputs.push(input("constraints", &tools.constraints));
         }
@@ -213,13 +211,7 @@ pub fn specs(
                 RoleKind::CargoPatch => {
                     inputs.push(input(&format!("role:{}", r.role), tree(trees, &r.stack)?));
                 }
-                RoleKind::BuildPython => {
-                    let mut value = tree(trees, &r.stack)?.to_string();
-                    if !r.requires.is_empty() {
-                        value = format!("{value} requires {}", r.requires.join(" "));
-                    }
-                    inputs.push(input(&format!("role:{}", r.role), &value));
-                }
+                RoleKind::BuildPython => inputs.push(role_input(trees, r)?),
                 RoleKind::Python | RoleKind::Maturin => {}
             }
         }
@@ -375,11 +367,7 @@ pub fn action(
                 .with_context(|| format!("no build target `{project}`"))?;
             let backend = backend_of(&e, info)?.clone();
             let pyo3 = cargo_patch_stack(&e, &backend);
-            let build_roles: Vec<Role> = e
-                .backend_roles(&backend)
-                .filter(|r| r.kind == RoleKind::BuildPython)
-                .cloned()
-                .collect();
+            let build_roles: Vec<Role> = e.build_roles(&backend).cloned().collect();
             let build_env = t.build_env.clone();
             Box::new(move |ctx| {
                 recipes::wheel(

@@ -48,6 +48,13 @@ fn trees() -> Trees {
     .collect()
 }
 
+/// Why experiment.yaml's checks refuse `text`.
+fn parse_err(text: &str) -> String {
+    experiment::parse("experiment.yaml", text)
+        .unwrap_err()
+        .to_string()
+}
+
 fn tools() -> Tools {
     Tools::new("rustc 1.95.0", "cc 12", "pip==25.3\n").unwrap()
 }
@@ -303,9 +310,7 @@ fn the_roles_decide_which_stack_reaches_which_key() {
         "  - role: maturin\n    stack: maturin\n    kind: maturin\n",
         "",
     );
-    let err = experiment::parse("experiment.yaml", &text)
-        .unwrap_err()
-        .to_string();
+    let err = parse_err(&text);
     assert!(
         err.contains("backend `maturin` uses the role `maturin`, which `toolchain` does not have"),
         "{err}"
@@ -395,9 +400,7 @@ fn a_backend_is_yaml_alone() {
         ),
     ] {
         let text = ROOT.replace("backends:\n", &format!("backends:\n{bad}"));
-        let err = experiment::parse("experiment.yaml", &text)
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&text);
         assert!(err.contains(says), "{bad}: {err}");
     }
 }
@@ -470,9 +473,7 @@ fn a_build_python_role_reaches_only_its_backends_wheels() {
         "    kind: build-python\n",
         "    kind: build-python\n    runtime: true\n",
     );
-    let err = experiment::parse("experiment.yaml", &text)
-        .unwrap_err()
-        .to_string();
+    let err = parse_err(&text);
     assert!(
         err.contains("`runtime` is for `kind: python` roles"),
         "{err}"

@@ -282,6 +282,12 @@ impl Experiment {
             .filter_map(|name| self.toolchain.iter().find(|r| &r.role == name))
     }
 
+    /// A backend's `build-python` roles (Cython), which its wheel steps build themselves.
+    pub fn build_roles<'a>(&'a self, b: &'a Backend) -> impl Iterator<Item = &'a Role> + 'a {
+        self.backend_roles(b)
+            .filter(|r| r.kind == RoleKind::BuildPython)
+    }
+
     /// Every stack the experiment names, for the existence check.
     pub fn stacks(&self) -> BTreeSet<&str> {
         self.interpreters

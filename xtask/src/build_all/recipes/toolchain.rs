@@ -2,6 +2,8 @@
 //! maturin from its role's checkout, and a venv per interpreter with the `python` roles'
 //! wheels (setuptools, cffi, ...) and maturin.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
@@ -9,7 +11,7 @@ use super::cpython::{PosixBuild, build_posix, find_ccache};
 use super::{Ctx, Env, HOST, export_to, export_tree, logged, wheel_in};
 use crate::build_all::platform::{self, CpythonBuild, Platform};
 use crate::build_all::step::StepId;
-use crate::manifest::{Experiment, Interpreter, RoleKind};
+use crate::manifest::{Experiment, Interpreter, Role, RoleKind};
 use crate::ops::interpreters::python_in;
 
 /// Where a `python` role's wheel is kept in an environment's output.
@@ -186,28 +188,7 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
     for role in e.roles(RoleKind::Python) {
         // Each role's source sets its own build variables (`export_tree`).
         let sh = sh.clone();
-        if !role.requires.is_empty() {
-            let requires = &role.requires;
-            super::wheels::require_pins(c, requires)?;
-            logged(
-                ctx,
-                cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
-            )?;
-        }
-        let src = export_tree(&sh, ctx, env, &role.stack)?;
-        let wheels = role_wheels(&ctx.out, &role.role);
-        logged(
-            ctx,
-            cmd!(
-                sh,
-                "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
-            ),
-        )?;
-        let wheel = wheel_in(&wheels)?;
-        logged(
-            ctx,
-            cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"),
-        )?;
+        role_wheel(&sh, ctx, env, &py, role, &role_wheels(&ctx.out, &role.role))?;
     }
     if e.role(RoleKind::Maturin).is_some() {
         let maturin = wheel_in(ctx.dep(&StepId::Maturin)?)?;
@@ -216,6 +197,46 @@ pub fn environment(env: &Env, ctx: &Ctx, e: &Experiment, interp: &Interpreter) -
             cmd!(sh, "{py} -m pip install --quiet --no-deps {maturin}"),
         )?;
     }
+    Ok(())
+}
+
+/// A Python role built from its checkout into a wheel in `wheels` and installed with `py`
+/// (no build isolation, no dependencies), its `requires` from the index first. The source's
+/// build variables go on `sh`: give each role a shell of its own.
+pub fn role_wheel(
+    sh: &Shell,
+    ctx: &Ctx,
+    env: &Env,
+    py: &Path,
+    role: &Role,
+    wheels: &Path,
+) -> Result<()> {
+    let what = || format!("the `{}` role (patches/{}/)", role.role, role.stack);
+    let c = &env.constraints;
+    if !role.requires.is_empty() {
+        let requires = &role.requires;
+        super::wheels::require_pins(c, requires)
+            .with_context(|| format!("the `requires` of {}", what()))?;
+        logged(
+            ctx,
+            cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
+        )
+        .with_context(|| format!("installing the `requires` of {}", what()))?;
+    }
+    let src = export_tree(sh, ctx, env, &role.stack)?;
+    logged(
+        ctx,
+        cmd!(
+            sh,
+            "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
+        ),
+    )
+    .with_context(|| format!("building {}", what()))?;
+    let wheel = wheel_in(wheels)?;
+    logged(
+        ctx,
+        cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"),
+    )?;
     Ok(())
 }
 

@@ -209,12 +209,10 @@ pub fn wheel(
     pip_wheel(&sh, ctx, &py, &src, &builder.python_tag(), backend, audit)
 }
 
-/// A `build-python` role (Cython) built from its checkout into a wheel and installed in the
-/// wheel step's own venv, its `requires` first: only this build sees it.
-///
-/// It gets a shell of its own: neither the target's `build_env` nor the build variables its
-/// source set (`source_vars`) reach the role's build, nor the role's the target's. Its PATH
-/// has the step's venvs' scripts first, as the target's build has.
+/// A `build-python` role (Cython) built and installed in the wheel step's own venv: only
+/// this build sees it. It gets a shell of its own: neither the target's `build_env` nor the
+/// build variables its source set (`source_vars`) reach the role's build, nor the role's the
+/// target's. Its PATH has the step's venvs' scripts first, as the target's build has.
 fn build_role(
     ctx: &Ctx,
     env: &Env,
@@ -223,36 +221,11 @@ fn build_role(
     role: &Role,
     wheels: &Path,
 ) -> Result<()> {
-    let sh = &Shell::new()?;
+    let sh = Shell::new()?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = scripts.iter().cloned().chain(std::env::split_paths(&path));
     sh.set_var("PATH", std::env::join_paths(dirs)?);
-    let what = || format!("the `{}` role (patches/{}/)", role.role, role.stack);
-    let c = &env.constraints;
-    if !role.requires.is_empty() {
-        let requires = &role.requires;
-        require_pins(c, requires).with_context(|| format!("the `requires` of {}", what()))?;
-        logged(
-            ctx,
-            cmd!(sh, "{py} -m pip install --quiet -c {c} {requires...}"),
-        )
-        .with_context(|| format!("installing the `requires` of {}", what()))?;
-    }
-    let src = export_tree(sh, ctx, env, &role.stack)?;
-    logged(
-        ctx,
-        cmd!(
-            sh,
-            "{py} -m pip wheel --quiet --no-build-isolation --no-deps -w {wheels} {src}"
-        ),
-    )
-    .with_context(|| format!("building {}", what()))?;
-    let wheel = wheel_in(wheels)?;
-    logged(
-        ctx,
-        cmd!(sh, "{py} -m pip install --quiet --no-deps {wheel}"),
-    )?;
-    Ok(())
+    super::toolchain::role_wheel(&sh, ctx, env, py, role, wheels)
 }
 
 /// Prints each named distribution's version and where it is installed, or that it is not.
