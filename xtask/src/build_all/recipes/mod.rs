@@ -146,8 +146,8 @@ pub fn logged(ctx: &Ctx, cmd: xshell::Cmd) -> Result<String> {
 }
 
 /// A venv of `base` at `venv` without a pip of its own; returns its python. Cells install
-/// into it with `pip_into` or uv's `--python`: ensurepip and the upgrade to the pinned pip
-/// cost about 10 s a venv here (measured in docs/decisions.md), and every cell makes one.
+/// into it with `pip_into` or uv's `--python`: ensurepip alone costs about 6 s a venv here
+/// (docs/decisions.md), and every cell makes one.
 pub fn bare_venv(sh: &Shell, ctx: &Ctx, base: &Path, venv: &Path) -> Result<PathBuf> {
     logged(ctx, cmd!(sh, "{base} -m venv --without-pip {venv}"))?;
     Ok(super::platform::venv_python(HOST, venv))
